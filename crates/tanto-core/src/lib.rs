@@ -18,6 +18,7 @@ pub mod plan;
 pub mod policy;
 pub mod probe;
 pub mod registry;
+pub mod report;
 pub mod resolve;
 pub mod safetensors;
 pub mod store;

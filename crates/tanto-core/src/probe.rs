@@ -791,8 +791,7 @@ pub fn probe(t: &ProbeTarget) -> Probe {
     let template_files = t.file.is_none()
         && (exists("chat_template.jinja")
             || exists("chat_template.json")
-            || has_template_in(&tok_cfg)
-            || has_template_in(&dir.join("tokenizer.json")));
+            || has_template_in(&tok_cfg));
 
     if let Some(h) = &gguf_header {
         let arch = h.architecture().map(str::to_ascii_lowercase);

@@ -1,0 +1,37 @@
+//! `tanto --version [--json]`
+
+use serde_json::json;
+use tanto_core::{host, registry};
+
+use crate::output;
+
+pub fn run(json: bool) -> i32 {
+    let v = env!("CARGO_PKG_VERSION");
+    if json {
+        let mem = host::detect();
+        output::print_json(&output::envelope_ok(
+            "version",
+            json!({
+                "cli_version": v,
+                "json_api_spec_version": output::JSON_API_VERSION,
+                "system": {
+                    "memory_total_bytes": mem.total_bytes,
+                    "memory_available_bytes": mem.available_bytes,
+                    "memory_source": mem.source,
+                    "os": std::env::consts::OS,
+                    "arch": std::env::consts::ARCH,
+                },
+                "engines": {
+                    "gguf-text": registry::GGUF_TEXT_ARCHITECTURES,
+                    "safetensors-text": registry::SAFETENSORS_TEXT_MODEL_TYPES,
+                    "embeddings": registry::EMBEDDING_MODEL_TYPES,
+                    "whisper": registry::AUDIO_MODEL_TYPES,
+                    "vision": registry::VISION_MODEL_TYPES,
+                },
+            }),
+        ));
+    } else {
+        output::outln(&format!("tanto {v}"));
+    }
+    output::EXIT_OK
+}
