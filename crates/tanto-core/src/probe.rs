@@ -526,11 +526,16 @@ pub fn probe(t: &ProbeTarget) -> Probe {
     if let Some(repo) = &t.repo {
         let inc = repo.incomplete_blobs();
         if !inc.is_empty() {
+            let names: Vec<String> = inc
+                .iter()
+                .filter_map(|p| p.file_name().map(|n| format!("blobs/{}", n.to_string_lossy())))
+                .collect();
             ctx.fail_fix(
                 "partial_download",
                 format!(
-                    "Partial download: {} incomplete file(s) in blobs/; resume with `tanto pull {}`",
+                    "Partial download: {} incomplete file(s) ({}); resume with `tanto pull {}`",
                     inc.len(),
+                    names.join(", "),
                     repo.repo_id
                 ),
                 format!("tanto pull {}", repo.repo_id),
@@ -947,6 +952,7 @@ pub fn probe(t: &ProbeTarget) -> Probe {
         );
     }
 
+    p.files = files;
     p = finish(p, ctx);
     p.runtime = runtime_compat(&p, is_vision);
     p

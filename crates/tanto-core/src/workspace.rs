@@ -143,11 +143,23 @@ pub struct FileEntry {
 /// written back unchanged; known fields of the wrong type read as absent.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Sentinel {
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mlxk_version: Option<String>,
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tanto_version: Option<String>,
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub created_at: Option<String>,
     /// Written as `null` when unknown (as mlx-knife does).
     #[serde(default, deserialize_with = "lenient")]
@@ -157,20 +169,48 @@ pub struct Sentinel {
     pub source_revision: Option<String>,
     #[serde(default, deserialize_with = "lenient_bool")]
     pub managed: bool,
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub operation: Option<String>,
     /// `convert` only: `"repair-index"` or `"quantize"`.
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mode: Option<String>,
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub hash_algorithm: Option<String>,
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub content_hash: Option<String>,
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub hash_modified: Option<String>,
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub exclude_patterns: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub file_index: Option<Vec<FileEntry>>,
     /// Every other field, preserved in order.
     #[serde(flatten)]
@@ -301,14 +341,22 @@ impl serde_json::ser::Formatter for PyJsonFormatter<'_> {
 
 /// Serialise a value as Python's `json.dumps(value, indent=2) + "\n"` would.
 pub fn to_python_json<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = python_json(value, 2);
+    out.push(b'\n');
+    out
+}
+
+/// Serialise a value as Python's `json.dumps(value, indent=N)` would (no trailing
+/// newline): N-space indentation, non-ASCII escaped as `\uXXXX`.
+pub fn python_json<T: Serialize>(value: &T, indent: usize) -> Vec<u8> {
     let mut out = Vec::new();
-    let fmt = PyJsonFormatter(serde_json::ser::PrettyFormatter::with_indent(b"  "));
+    let indent = vec![b' '; indent];
+    let fmt = PyJsonFormatter(serde_json::ser::PrettyFormatter::with_indent(&indent));
     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-    // Serialising our own types into a Vec cannot fail.
+    // Serialising plain data into memory cannot fail.
     value
         .serialize(&mut ser)
         .expect("JSON serialisation into memory");
-    out.push(b'\n');
     out
 }
 
@@ -565,21 +613,19 @@ fn walk_dir(dir: &Path, prefix: &str, excludes: &Excludes, out: &mut Vec<Node>) 
             if !excludes.dir_excluded(&nfc) {
                 walk_dir(&abs, &rel, excludes, out)?;
             }
-        } else if ft.is_file() {
-            if !excludes.file_excluded(&nfc) {
-                let name = abs
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or(&nfc)
-                    .to_string();
-                out.push(Node::File {
-                    rel,
-                    name,
-                    size: md.len(),
-                    mtime_ns: mtime_ns(&md),
-                    abs,
-                });
-            }
+        } else if ft.is_file() && !excludes.file_excluded(&nfc) {
+            let name = abs
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or(&nfc)
+                .to_string();
+            out.push(Node::File {
+                rel,
+                name,
+                size: md.len(),
+                mtime_ns: mtime_ns(&md),
+                abs,
+            });
         }
         // Sockets, FIFOs, devices: ignored.
     }
@@ -1015,7 +1061,10 @@ mod tests {
         put(
             root,
             "model.safetensors",
-            &safetensors(r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, b"\x00\x00\x80\x3f"),
+            &safetensors(
+                r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
+                b"\x00\x00\x80\x3f",
+            ),
         );
         put(root, "tokenizer/vocab.txt", b"a\nb\n");
         put(root, ".git/HEAD", b"ref: refs/heads/main\n");
@@ -1053,7 +1102,10 @@ mod tests {
         put(
             d.path(),
             "model.safetensors",
-            &safetensors(r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, b"\x01\x02\x03\x04"),
+            &safetensors(
+                r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
+                b"\x01\x02\x03\x04",
+            ),
         );
         assert_eq!(hash(d.path()).unwrap(), h.content_hash);
         // Without excludes the excluded files count.
@@ -1147,11 +1199,7 @@ mod tests {
         // Inside: sha(b"SYMLINK\x00w/real.bin"); excluded name does not matter.
         symlink("w/real.bin", d.path().join("link.lock")).unwrap();
         let h = compute_content_hash(d.path(), &defaults()).unwrap();
-        let e = h
-            .file_index
-            .iter()
-            .find(|e| e.path == "link.lock")
-            .unwrap();
+        let e = h.file_index.iter().find(|e| e.path == "link.lock").unwrap();
         assert_eq!((e.size, e.mtime_ns), (0, 0));
         assert_eq!(
             e.sha,
@@ -1303,10 +1351,7 @@ mod tests {
         assert_eq!(workspace_state(d.path()).clean, Some(false));
         let s2 = recalc_hash(d.path()).unwrap();
         assert_ne!(s2.content_hash, s.content_hash);
-        assert_eq!(
-            current_content_hash(d.path(), &s2),
-            s2.content_hash.clone()
-        );
+        assert_eq!(current_content_hash(d.path(), &s2), s2.content_hash.clone());
         assert_eq!(workspace_state(d.path()).clean, Some(true));
     }
 

@@ -1,0 +1,152 @@
+use std::io;
+use std::path::PathBuf;
+
+use tanto_core::workspace::WorkspaceError;
+
+/// Everything that can go wrong in `pull`, `clone` and `repair_index`.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("{0}")]
+    InvalidRepoId(String),
+    #[error(
+        "repository '{repo}' not found on {endpoint} (if it is private or gated, \
+         set HF_TOKEN to a token that can read it)"
+    )]
+    RepoNotFound { repo: String, endpoint: String },
+    #[error(
+        "access to '{repo}' denied (HTTP {status}): {}",
+        if *gated {
+            "gated repository; accept its terms on the hub and set HF_TOKEN"
+        } else {
+            "private or gated repository; set HF_TOKEN to a token that can read it"
+        }
+    )]
+    Unauthorized {
+        repo: String,
+        status: u16,
+        gated: bool,
+    },
+    #[error("revision '{revision}' not found in '{repo}'")]
+    RevisionNotFound { repo: String, revision: String },
+    #[error("file '{file}' not found in '{repo}' at revision {revision}")]
+    EntryNotFound {
+        repo: String,
+        revision: String,
+        file: String,
+    },
+    #[error("network error ({url}): {message}; run the same pull again to resume")]
+    Network { url: String, message: String },
+    #[error(
+        "hash mismatch for '{file}': expected {expected}, got {actual}; \
+         the partial download was deleted, run the pull again"
+    )]
+    HashMismatch {
+        file: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("disk full while writing {}; free some space and run the same pull again to resume", path.display())]
+    DiskFull { path: PathBuf },
+    #[error(
+        "offline mode (HF_HUB_OFFLINE is set): cannot reach the hub to pull '{repo}'; \
+         unset HF_HUB_OFFLINE to download"
+    )]
+    Offline { repo: String },
+    #[error("download cancelled; run the same pull again to resume")]
+    Cancelled,
+    #[error("unexpected response from {url}: {message}")]
+    Protocol { url: String, message: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("target {} exists and is not an empty directory", .0.display())]
+    TargetNotEmpty(PathBuf),
+    #[error("source {} is not a directory", .0.display())]
+    SourceNotADirectory(PathBuf),
+    #[error("tensor '{tensor}' appears in both {first} and {second}")]
+    DuplicateTensor {
+        tensor: String,
+        first: String,
+        second: String,
+    },
+    #[error("{file}: invalid safetensors header: {message}")]
+    BadShard { file: String, message: String },
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+}
+
+impl HubError {
+    /// Wrap an I/O error, recognising a full disk (ENOSPC / EDQUOT).
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        let path = path.into();
+        if is_disk_full(&source) {
+            HubError::DiskFull { path }
+        } else {
+            HubError::Io { path, source }
+        }
+    }
+
+    /// True for errors after which running the same pull again resumes.
+    pub fn is_resumable(&self) -> bool {
+        matches!(
+            self,
+            HubError::Network { .. }
+                | HubError::DiskFull { .. }
+                | HubError::Cancelled
+                | HubError::HashMismatch { .. }
+        )
+    }
+}
+
+pub(crate) fn is_disk_full(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        matches!(e.raw_os_error(), Some(c) if c == libc::ENOSPC || c == libc::EDQUOT)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        false
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enospc_is_disk_full() {
+        let e = HubError::io("/x", io::Error::from_raw_os_error(libc::ENOSPC));
+        assert!(matches!(e, HubError::DiskFull { .. }));
+        assert!(e.to_string().contains("resume"));
+        let e = HubError::io("/x", io::Error::from_raw_os_error(libc::EACCES));
+        assert!(matches!(e, HubError::Io { .. }));
+    }
+
+    #[test]
+    fn messages_name_the_fix() {
+        let e = HubError::Unauthorized {
+            repo: "o/n".into(),
+            status: 403,
+            gated: true,
+        };
+        assert!(e.to_string().contains("HF_TOKEN"));
+        let e = HubError::RepoNotFound {
+            repo: "o/n".into(),
+            endpoint: "http://x".into(),
+        };
+        assert!(e.to_string().contains("HF_TOKEN"));
+    }
+
+    #[test]
+    fn disk_full_from_dev_full() {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open("/dev/full") {
+            let err = f.write_all(b"x").and_then(|_| f.flush()).unwrap_err();
+            assert!(is_disk_full(&err));
+        }
+    }
+}

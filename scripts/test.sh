@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The project's test command (README): fetch the real small test models
+# (cached), run every Rust test, then the OpenAI-client test against a real
+# `tanto serve`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tanto/target}"
+export TANTO_TEST_MODELS="${TANTO_TEST_MODELS:-$HOME/.cache/tanto/test-models}"
+
+bash scripts/fetch-test-models.sh
+
+cargo test --workspace --all-targets
+
+if [ -f tests/python/test_openai_client.py ]; then
+  venv="$HOME/.cache/tanto/pyvenv"
+  if [ ! -x "$venv/bin/pytest" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet -r tests/python/requirements.txt
+  fi
+  cargo build --bin tanto
+  TANTO_BIN="$CARGO_TARGET_DIR/debug/tanto" "$venv/bin/pytest" -q tests/python
+fi
