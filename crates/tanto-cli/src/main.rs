@@ -34,10 +34,18 @@ enum Command {
     Health(cmd::health::Args),
     /// Remove a model (or one revision) from the hub cache
     Rm(cmd::rm::Args),
+    /// Run a model: one-shot prompt, piped input, or interactive chat
+    Run(cmd::run::Args),
+    /// Serve models over an OpenAI-compatible HTTP API
+    Serve(cmd::serve::Args),
+    /// Download a model from the Hugging Face hub into the shared cache (resumable)
+    Pull(cmd::hub::PullArgs),
+    /// Copy a cached model into a self-contained workspace
+    Clone(cmd::hub::CloneArgs),
+    /// Write a repaired copy of a model (--repair-index)
+    Convert(cmd::hub::ConvertArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
 }
 
 fn main() {
@@ -80,6 +88,11 @@ fn real_main() -> i32 {
         Some(Command::Show(a)) => cmd::show::run(a),
         Some(Command::Health(a)) => cmd::health::run(a),
         Some(Command::Rm(a)) => cmd::rm::run(a),
+        Some(Command::Run(a)) => cmd::run::run(a),
+        Some(Command::Serve(a)) => cmd::serve::run(a),
+        Some(Command::Pull(a)) => cmd::hub::pull(a),
+        Some(Command::Clone(a)) => cmd::hub::clone(a),
+        Some(Command::Convert(a)) => cmd::hub::convert(a),
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "tanto", &mut std::io::stdout());
             output::EXIT_OK
@@ -95,7 +108,11 @@ fn usage_error(e: clap::Error, json: bool) -> i32 {
     }
     if json {
         let msg = e.to_string();
-        let first = msg.lines().next().unwrap_or("usage error").trim_start_matches("error: ");
+        let first = msg
+            .lines()
+            .next()
+            .unwrap_or("usage error")
+            .trim_start_matches("error: ");
         output::print_json(&serde_json::json!({
             "status": "error",
             "command": null,

@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use tanto_core::probe::{self, Probe};
+use tanto_core::report;
 use tanto_core::resolve::{self, Location, Resolved, Stores};
 use tanto_core::store::{self, CacheRepo};
 use tanto_core::workspace::WorkspaceState;
-use tanto_core::report;
 
 /// One listed model with everything the renderers need.
 pub struct Entry {
@@ -141,7 +141,10 @@ pub fn probe_all(targets: Vec<Resolved>) -> Vec<Entry> {
         let mut handles = Vec::new();
         for (ci, part) in targets.chunks(chunk).enumerate() {
             let part = part.to_vec();
-            handles.push((ci, s.spawn(move || part.into_iter().map(Entry::new).collect::<Vec<_>>())));
+            handles.push((
+                ci,
+                s.spawn(move || part.into_iter().map(Entry::new).collect::<Vec<_>>()),
+            ));
         }
         for (ci, h) in handles {
             if let Ok(entries) = h.join() {

@@ -43,7 +43,10 @@ pub fn outln(s: &str) {
 /// Human error on stderr: `tanto CMD: error: MESSAGE` plus a hint line.
 pub fn print_error(command: &str, err: &TantoError) {
     let c = Colors::stderr();
-    eprintln!("{}", c.red(&format!("tanto {command}: error: {}", err.message)));
+    eprintln!(
+        "{}",
+        c.red(&format!("tanto {command}: error: {}", err.message))
+    );
     if let Some(h) = &err.hint {
         eprintln!("  {} {h}", c.dim("hint:"));
     }
@@ -151,7 +154,12 @@ pub fn human_age(t: Option<SystemTime>) -> String {
         86400..=2_591_999 => plural(secs / 86400, "day"),
         _ => {
             let dt = time::OffsetDateTime::from(t);
-            format!("{:04}-{:02}-{:02}", dt.year(), u8::from(dt.month()), dt.day())
+            format!(
+                "{:04}-{:02}-{:02}",
+                dt.year(),
+                u8::from(dt.month()),
+                dt.day()
+            )
         }
     }
 }
@@ -226,11 +234,17 @@ impl Table {
             out.push('\n');
         };
         line(
-            self.headers.iter().map(|h| (h.as_str(), h.as_str())).collect(),
+            self.headers
+                .iter()
+                .map(|h| (h.as_str(), h.as_str()))
+                .collect(),
             &mut out,
         );
         for r in &self.rows {
-            line(r.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect(), &mut out);
+            line(
+                r.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect(),
+                &mut out,
+            );
         }
         out
     }
@@ -254,16 +268,28 @@ mod tests {
     fn ages() {
         let now = SystemTime::now();
         assert_eq!(human_age(Some(now)), "just now");
-        assert_eq!(human_age(Some(now - Duration::from_secs(120))), "2 minutes ago");
-        assert_eq!(human_age(Some(now - Duration::from_secs(3 * 3600))), "3 hours ago");
-        assert_eq!(human_age(Some(now - Duration::from_secs(86400))), "1 day ago");
+        assert_eq!(
+            human_age(Some(now - Duration::from_secs(120))),
+            "2 minutes ago"
+        );
+        assert_eq!(
+            human_age(Some(now - Duration::from_secs(3 * 3600))),
+            "3 hours ago"
+        );
+        assert_eq!(
+            human_age(Some(now - Duration::from_secs(86400))),
+            "1 day ago"
+        );
         assert_eq!(human_age(None), "-");
     }
 
     #[test]
     fn table_aligns() {
         let mut t = Table::new(&["A", "BB"]);
-        t.row(vec![("xxx".into(), "\x1b[1mxxx\x1b[0m".into()), ("y".into(), "y".into())]);
+        t.row(vec![
+            ("xxx".into(), "\x1b[1mxxx\x1b[0m".into()),
+            ("y".into(), "y".into()),
+        ]);
         let s = t.render();
         assert_eq!(s, "A     BB\n\x1b[1mxxx\x1b[0m   y\n");
     }

@@ -94,9 +94,10 @@ pub struct TantoError {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    /// Structured extras (`matches`, `available_hashes`, …), flattened into the JSON.
+    /// Boxed to keep `Result<_, TantoError>` small.
     #[serde(flatten)]
-    pub details: serde_json::Map<String, serde_json::Value>,
+    pub details: Box<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl TantoError {
@@ -105,7 +106,7 @@ impl TantoError {
             kind,
             message: message.into(),
             hint: None,
-            details: serde_json::Map::new(),
+            details: Box::default(),
         }
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {

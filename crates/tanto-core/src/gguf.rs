@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read, Seek};
 use std::path::Path;
 
 use serde_json::Value;
@@ -220,7 +220,7 @@ struct Reader<R> {
     inner: R,
 }
 
-impl<R: Read + Seek> Reader<R> {
+impl<R: Read + Seek> Reader<BufReader<R>> {
     fn u8(&mut self) -> io::Result<u8> {
         let mut b = [0u8; 1];
         self.inner.read_exact(&mut b)?;
@@ -236,10 +236,12 @@ impl<R: Read + Seek> Reader<R> {
         self.inner.read_exact(&mut b)?;
         Ok(u64::from_le_bytes(b))
     }
+    /// Skip `n` bytes. `seek_relative` keeps the buffer when the target is inside
+    /// it; a plain `seek` would drop it and refill 64 KiB per skipped vocabulary
+    /// string (hundreds of thousands of syscalls for a real GGUF).
     fn skip(&mut self, n: u64) -> io::Result<()> {
         let n = i64::try_from(n).map_err(|_| io::Error::from(io::ErrorKind::UnexpectedEof))?;
-        self.inner.seek(SeekFrom::Current(n))?;
-        Ok(())
+        self.inner.seek_relative(n)
     }
     fn string(&mut self) -> Result<String, GgufError> {
         let len = self.u64()?;
@@ -357,7 +359,9 @@ pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
         let name = r.string()?;
         let n_dims = r.u32()?;
         if n_dims > 8 {
-            return Err(GgufError::Corrupt(format!("tensor '{name}' has {n_dims} dims")));
+            return Err(GgufError::Corrupt(format!(
+                "tensor '{name}' has {n_dims} dims"
+            )));
         }
         let mut dims = Vec::with_capacity(n_dims as usize);
         for _ in 0..n_dims {
@@ -381,7 +385,10 @@ pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
     let mut needed = data_start;
     for t in &tensors {
         let (block, bytes) = ggml_type_layout(t.ggml_type).ok_or_else(|| {
-            GgufError::Corrupt(format!("tensor '{}' has unknown type {}", t.name, t.ggml_type))
+            GgufError::Corrupt(format!(
+                "tensor '{}' has unknown type {}",
+                t.name, t.ggml_type
+            ))
         })?;
         let elems = t
             .dims

@@ -44,7 +44,9 @@ pub fn validate_repo_id(repo: &str) -> Result<(), String> {
         return Err(format!("invalid model name '{r}': expected 'org/name'"));
     }
     if r.contains("..") || r.contains("--") {
-        return Err(format!("invalid model name '{r}': '..' and '--' are not allowed"));
+        return Err(format!(
+            "invalid model name '{r}': '..' and '--' are not allowed"
+        ));
     }
     if !r
         .chars()

@@ -56,7 +56,8 @@ pub fn hub_cache() -> PathBuf {
 
 /// `TANTO_WORKSPACE_HOME`, else `MLXK_WORKSPACE_HOME`; only if it is an existing directory.
 pub fn workspace_home() -> Option<PathBuf> {
-    let raw = non_empty_env("TANTO_WORKSPACE_HOME").or_else(|| non_empty_env("MLXK_WORKSPACE_HOME"))?;
+    let raw =
+        non_empty_env("TANTO_WORKSPACE_HOME").or_else(|| non_empty_env("MLXK_WORKSPACE_HOME"))?;
     let p = expand_tilde(&raw);
     p.is_dir().then_some(p)
 }

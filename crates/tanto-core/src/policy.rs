@@ -75,7 +75,10 @@ impl Decision {
         self.verdict == Verdict::Block
     }
     pub fn http_status(&self) -> u16 {
-        self.error.as_ref().map(TantoError::http_status).unwrap_or(200)
+        self.error
+            .as_ref()
+            .map(TantoError::http_status)
+            .unwrap_or(200)
     }
 }
 
@@ -134,16 +137,23 @@ fn capability_mismatch(p: &Probe, req: Request) -> TantoError {
     let name = &p.name;
     let (msg, hint) = match (p.kind, req) {
         (ModelKind::Embedding, _) => (
-            format!("Model '{name}' is an embedding model and cannot do {}", req.as_str()),
+            format!(
+                "Model '{name}' is an embedding model and cannot do {}",
+                req.as_str()
+            ),
             format!("use `tanto embed {name} TEXT` or POST /v1/embeddings"),
         ),
         (ModelKind::Audio, _) => (
-            format!("Model '{name}' is a speech-to-text model and cannot do {}", req.as_str()),
+            format!(
+                "Model '{name}' is a speech-to-text model and cannot do {}",
+                req.as_str()
+            ),
             format!("use `tanto run {name} --audio FILE` or POST /v1/audio/transcriptions"),
         ),
         (_, Request::Embeddings) => (
             format!("Model '{name}' is not an embedding model"),
-            "pick an embedding model (e.g. a sentence-transformers model) for embeddings".to_string(),
+            "pick an embedding model (e.g. a sentence-transformers model) for embeddings"
+                .to_string(),
         ),
         (_, Request::Vision) => (
             format!("Model '{name}' does not support images (no vision capability detected)"),
@@ -172,7 +182,9 @@ fn backend_for(p: &Probe, req: Request) -> Result<Backend, String> {
         Request::Text => match p.format {
             Format::Gguf => Ok(Backend::GgufText),
             Format::Safetensors => Ok(Backend::SafetensorsText),
-            Format::MlxSafetensors => Err("MLX-quantized safetensors (needs Apple's MLX runtime)".into()),
+            Format::MlxSafetensors => {
+                Err("MLX-quantized safetensors (needs Apple's MLX runtime)".into())
+            }
             Format::PytorchBin => Err("PyTorch .bin (pickle) weights".into()),
             Format::Onnx => Err("ONNX models".into()),
             Format::Unknown => Err("an unknown weight format".into()),
@@ -223,9 +235,17 @@ pub fn decide(p: &Probe, req: Request, host: &HostMemory, cfg: &PolicyConfig) ->
     // 1. health
     if !p.health.healthy {
         let reason = p.health.reason.clone().unwrap_or_default();
-        let hint = p.health.fix.clone().map(|f| format!("run `{f}`")).unwrap_or_else(|| {
-            format!("run `tanto health {}` for details; re-download or repair the model", p.name)
-        });
+        let hint = p
+            .health
+            .fix
+            .clone()
+            .map(|f| format!("run `{f}`"))
+            .unwrap_or_else(|| {
+                format!(
+                    "run `tanto health {}` for details; re-download or repair the model",
+                    p.name
+                )
+            });
         let err = TantoError::new(
             ErrorType::UnhealthyModel,
             format!("Model '{}' is unhealthy: {reason}", p.name),
@@ -247,7 +267,11 @@ pub fn decide(p: &Probe, req: Request, host: &HostMemory, cfg: &PolicyConfig) ->
     gates.push(GateResult {
         gate: "capability",
         verdict: GateVerdict::Pass,
-        detail: format!("{} requested; model has [{}]", req.as_str(), p.capabilities.join(", ")),
+        detail: format!(
+            "{} requested; model has [{}]",
+            req.as_str(),
+            p.capabilities.join(", ")
+        ),
     });
 
     // 3. backend
@@ -268,7 +292,10 @@ pub fn decide(p: &Probe, req: Request, host: &HostMemory, cfg: &PolicyConfig) ->
         Err(what) => {
             let err = TantoError::new(
                 ErrorType::MissingBackend,
-                format!("This build of tanto has no engine for {what} ('{}')", p.name),
+                format!(
+                    "This build of tanto has no engine for {what} ('{}')",
+                    p.name
+                ),
             )
             .with_hint(p.runtime.reason.clone().unwrap_or_else(|| {
                 "use a GGUF or an unquantized safetensors copy of this model".into()
@@ -284,11 +311,10 @@ pub fn decide(p: &Probe, req: Request, host: &HostMemory, cfg: &PolicyConfig) ->
 
     // 4. runtime compatibility
     if !p.runtime.compatible || p.runtime.backend != Some(backend) {
-        let reason = p
-            .runtime
-            .reason
-            .clone()
-            .unwrap_or_else(|| format!("the {} backend cannot load this model", backend.as_str()));
+        let reason =
+            p.runtime.reason.clone().unwrap_or_else(|| {
+                format!("the {} backend cannot load this model", backend.as_str())
+            });
         let err = TantoError::new(
             ErrorType::RuntimeIncompatible,
             format!("Model '{}' is not compatible: {reason}", p.name),

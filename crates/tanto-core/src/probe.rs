@@ -390,6 +390,25 @@ fn has_template_in(path: &Path) -> bool {
     }
 }
 
+/// A safetensors dtype (`BF16`) under the name config.json's `torch_dtype` uses
+/// (`bfloat16`), so `dtype` reads the same whichever source it came from.
+fn torch_dtype_name(st: &str) -> String {
+    match st {
+        "F64" => "float64",
+        "F32" => "float32",
+        "F16" => "float16",
+        "BF16" => "bfloat16",
+        "I64" => "int64",
+        "I32" => "int32",
+        "I16" => "int16",
+        "I8" => "int8",
+        "U8" => "uint8",
+        "BOOL" => "bool",
+        other => return other.to_ascii_lowercase(),
+    }
+    .to_string()
+}
+
 /// Inputs of a probe: what resolution found.
 #[derive(Debug, Clone)]
 pub struct ProbeTarget {
@@ -525,10 +544,23 @@ pub fn probe(t: &ProbeTarget) -> Probe {
     // ---- partial downloads and dangling links
     if let Some(repo) = &t.repo {
         let inc = repo.incomplete_blobs();
+        let marker = pending_pull_marker(repo);
+        if let Some((resume, n_files)) = marker.filter(|_| inc.is_empty()) {
+            ctx.fail_fix(
+                "partial_download",
+                format!(
+                    "Partial download: an interrupted pull of {n_files} file(s) did not finish; resume with `{resume}`"
+                ),
+                resume,
+            );
+        }
         if !inc.is_empty() {
             let names: Vec<String> = inc
                 .iter()
-                .filter_map(|p| p.file_name().map(|n| format!("blobs/{}", n.to_string_lossy())))
+                .filter_map(|p| {
+                    p.file_name()
+                        .map(|n| format!("blobs/{}", n.to_string_lossy()))
+                })
                 .collect();
             ctx.fail_fix(
                 "partial_download",
@@ -588,7 +620,13 @@ pub fn probe(t: &ProbeTarget) -> Probe {
     };
     let ggufs: Vec<&FileEntry> = by_ext(".gguf")
         .into_iter()
-        .filter(|f| !f.path.rsplit('/').next().unwrap_or("").starts_with("mmproj"))
+        .filter(|f| {
+            !f.path
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .starts_with("mmproj")
+        })
         .collect();
     let sts = by_ext(".safetensors");
     let bins: Vec<&FileEntry> = by_ext(".bin")
@@ -608,7 +646,10 @@ pub fn probe(t: &ProbeTarget) -> Probe {
         match read_json(&cfg_path) {
             None => None,
             Some(Err(e)) => {
-                ctx.fail("config_invalid", format!("config.json contains invalid JSON ({e})"));
+                ctx.fail(
+                    "config_invalid",
+                    format!("config.json contains invalid JSON ({e})"),
+                );
                 None
             }
             Some(Ok(v)) => {
@@ -689,7 +730,10 @@ pub fn probe(t: &ProbeTarget) -> Probe {
         .map(|f| f.path.as_str())
         .collect();
     if !empty.is_empty() {
-        ctx.fail("empty_weights", format!("Empty weight files: {}", empty.join(", ")));
+        ctx.fail(
+            "empty_weights",
+            format!("Empty weight files: {}", empty.join(", ")),
+        );
     }
 
     // ---- GGUF header
@@ -742,7 +786,8 @@ pub fn probe(t: &ProbeTarget) -> Probe {
                     for (name, t) in &h.tensors {
                         *st_dtypes.entry(t.dtype.clone()).or_default() += t.end - t.start;
                         let n = t.elements();
-                        if qbits.is_some() && (name.ends_with(".scales") || name.ends_with(".biases"))
+                        if qbits.is_some()
+                            && (name.ends_with(".scales") || name.ends_with(".biases"))
                         {
                             continue;
                         }
@@ -781,7 +826,10 @@ pub fn probe(t: &ProbeTarget) -> Probe {
     if t.file.is_none() && tok_cfg.is_file() {
         match read_json(&tok_cfg) {
             Some(Ok(v)) if v.is_object() => {}
-            Some(Ok(_)) => ctx.fail("tokenizer_invalid", "tokenizer_config.json exists but invalid"),
+            Some(Ok(_)) => ctx.fail(
+                "tokenizer_invalid",
+                "tokenizer_config.json exists but invalid",
+            ),
             _ => ctx.fail(
                 "tokenizer_invalid",
                 "tokenizer_config.json contains invalid JSON",
@@ -832,20 +880,28 @@ pub fn probe(t: &ProbeTarget) -> Probe {
                 st_dtypes
                     .iter()
                     .max_by_key(|(_, b)| **b)
-                    .map(|(d, _)| d.to_ascii_lowercase())
+                    .map(|(d, _)| torch_dtype_name(d))
             });
         if let Some(q) = cfg.get("quantization").filter(|q| q.is_object()) {
             p.quantization = Some(Quantization {
                 bits: q.get("bits").and_then(Value::as_u64).map(|b| b as u32),
-                group_size: q.get("group_size").and_then(Value::as_u64).map(|g| g as u32),
+                group_size: q
+                    .get("group_size")
+                    .and_then(Value::as_u64)
+                    .map(|g| g as u32),
                 method: "mlx".into(),
                 file_type: None,
             });
         } else if let Some(q) = cfg.get("quantization_config").filter(|q| q.is_object()) {
             p.quantization = Some(Quantization {
                 bits: q.get("bits").and_then(Value::as_u64).map(|b| b as u32),
-                group_size: q.get("group_size").and_then(Value::as_u64).map(|g| g as u32),
-                method: str_field(q, "quant_method").unwrap_or("unknown").to_string(),
+                group_size: q
+                    .get("group_size")
+                    .and_then(Value::as_u64)
+                    .map(|g| g as u32),
+                method: str_field(q, "quant_method")
+                    .unwrap_or("unknown")
+                    .to_string(),
                 file_type: None,
             });
         }
@@ -853,7 +909,11 @@ pub fn probe(t: &ProbeTarget) -> Probe {
 
     // ---- kind and capabilities
     let mt = p.config_model_type.clone().unwrap_or_default();
-    let arch_l = p.architecture.clone().unwrap_or_default().to_ascii_lowercase();
+    let arch_l = p
+        .architecture
+        .clone()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let st_marker = ST_FILES.iter().any(|f| exists(f));
     let causal = arch_l.contains("forcausallm") || arch_l.contains("forconditionalgeneration");
     let is_embedder = st_marker
@@ -861,7 +921,8 @@ pub fn probe(t: &ProbeTarget) -> Probe {
             && !arch_l.contains("formaskedlm")
             && !arch_l.contains("forsequenceclassification")
             && !causal)
-        || (p.format == Format::Gguf && matches!(mt.as_str(), "bert" | "nomic-bert" | "jina-bert-v2"));
+        || (p.format == Format::Gguf
+            && matches!(mt.as_str(), "bert" | "nomic-bert" | "jina-bert-v2"));
     let preproc = read_json(&dir.join("preprocessor_config.json")).and_then(Result::ok);
     let is_audio = STT_TYPES.iter().any(|s| mt.contains(s))
         || preproc
@@ -958,16 +1019,44 @@ pub fn probe(t: &ProbeTarget) -> Probe {
     p
 }
 
+/// The marker `tanto pull` keeps in `.locks/models--org--name/tanto-pull.json`
+/// while a pull is unfinished: (resume command, number of files).
+fn pending_pull_marker(repo: &CacheRepo) -> Option<(String, usize)> {
+    let cache = repo.dir.parent()?;
+    let folder = repo.dir.file_name()?;
+    let bytes = fs::read(cache.join(".locks").join(folder).join("tanto-pull.json")).ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    let mut cmd = format!("tanto pull {}", repo.repo_id);
+    if let Some(rev) = str_field(&v, "revision").filter(|r| *r != "main") {
+        cmd.push_str(&format!(" --revision {rev}"));
+    }
+    for (key, flag) in [("include", "--include"), ("exclude", "--exclude")] {
+        for p in v.get(key).and_then(Value::as_array).into_iter().flatten() {
+            if let Some(p) = p.as_str() {
+                cmd.push_str(&format!(" {flag} '{p}'"));
+            }
+        }
+    }
+    let n = v.get("files").and_then(Value::as_array).map_or(0, Vec::len);
+    Some((cmd, n))
+}
+
 fn check_index(dir: &Path, files: &[FileEntry], sts: &[&FileEntry], ctx: &mut Ctx) {
     let idx_path = dir.join("model.safetensors.index.json");
     let on_disk: BTreeSet<&str> = sts.iter().map(|f| f.path.as_str()).collect();
     let repair = "tanto convert SRC DST --repair-index".to_string();
     if idx_path.is_file() {
         let Some(Ok(idx)) = read_json(&idx_path) else {
-            ctx.fail("index_invalid", "Invalid index file model.safetensors.index.json");
+            ctx.fail(
+                "index_invalid",
+                "Invalid index file model.safetensors.index.json",
+            );
             return;
         };
-        let Some(map) = idx.get("weight_map").and_then(Value::as_object).filter(|m| !m.is_empty())
+        let Some(map) = idx
+            .get("weight_map")
+            .and_then(Value::as_object)
+            .filter(|m| !m.is_empty())
         else {
             ctx.fail("index_invalid", "Empty or invalid weight_map in index");
             return;
@@ -1027,7 +1116,11 @@ fn check_index(dir: &Path, files: &[FileEntry], sts: &[&FileEntry], ctx: &mut Ct
     if (present.len() as u32) < total {
         ctx.fail(
             "missing_shard",
-            format!("Missing shards by pattern: {}/{} present", present.len(), total),
+            format!(
+                "Missing shards by pattern: {}/{} present",
+                present.len(),
+                total
+            ),
         );
     } else if total > 1 && !files.iter().any(|f| f.path.ends_with(".index.json")) {
         ctx.fail_fix(

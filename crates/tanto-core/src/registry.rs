@@ -5,7 +5,8 @@
 use crate::plan::Backend;
 
 /// GGUF `general.architecture` values the GGUF text backend loads.
-pub const GGUF_TEXT_ARCHITECTURES: &[&str] = &["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma3"];
+pub const GGUF_TEXT_ARCHITECTURES: &[&str] =
+    &["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma3"];
 
 /// config.json `model_type` values the safetensors text backend loads (f32/f16/bf16).
 pub const SAFETENSORS_TEXT_MODEL_TYPES: &[&str] = &["llama", "mistral", "qwen2", "qwen3", "phi3"];

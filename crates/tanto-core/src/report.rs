@@ -18,9 +18,7 @@ use crate::workspace::{self, WorkspaceState};
 /// RFC 3339 UTC with a `Z` suffix, second precision.
 pub fn utc_rfc3339(t: SystemTime) -> String {
     let dt = time::OffsetDateTime::from(t);
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-    );
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     dt.format(&fmt).unwrap_or_default()
 }
 
@@ -47,10 +45,7 @@ pub fn source_tag(r: &Resolved, ws: Option<&WorkspaceState>) -> &'static str {
 
 /// Build the model object.
 pub fn model_object(r: &Resolved, p: &Probe, ws: Option<&WorkspaceState>) -> Value {
-    let hash = r
-        .commit()
-        .filter(|c| is_commit_hash(c))
-        .map(str::to_string);
+    let hash = r.commit().filter(|c| is_commit_hash(c)).map(str::to_string);
     let mut o = json!({
         "name": r.name,
         "hash": hash,

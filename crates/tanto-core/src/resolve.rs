@@ -145,10 +145,7 @@ pub fn resolve(spec: &str, stores: &Stores) -> Result<Resolved, TantoError> {
     if let Some(repo) = repos.iter().find(|r| r.repo_id == base) {
         return with_revision(repo.clone(), spec, rev, false);
     }
-    if let Some(repo) = repos
-        .iter()
-        .find(|r| r.repo_id.eq_ignore_ascii_case(base))
-    {
+    if let Some(repo) = repos.iter().find(|r| r.repo_id.eq_ignore_ascii_case(base)) {
         return with_revision(repo.clone(), spec, rev, false);
     }
 
@@ -279,7 +276,10 @@ fn resolve_path(spec: &str) -> Result<Resolved, TantoError> {
         )
     })?;
     if abs.is_file() {
-        if abs.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+        if abs
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+        {
             return Ok(Resolved {
                 name: abs.display().to_string(),
                 display_name: abs.display().to_string(),

@@ -55,7 +55,9 @@ impl SafetensorsHeader {
         for t in self.tensors.values() {
             *by.entry(t.dtype.as_str()).or_default() += t.end - t.start;
         }
-        by.into_iter().max_by_key(|(_, b)| *b).map(|(d, _)| d.to_string())
+        by.into_iter()
+            .max_by_key(|(_, b)| *b)
+            .map(|(d, _)| d.to_string())
     }
 }
 

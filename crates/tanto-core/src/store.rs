@@ -201,8 +201,7 @@ pub fn workspaces(home: &Path) -> Vec<PathBuf> {
     if let Ok(rd) = fs::read_dir(home) {
         for e in rd.flatten() {
             let p = e.path();
-            if p.is_dir() && !e.file_name().to_string_lossy().starts_with('.') && is_model_dir(&p)
-            {
+            if p.is_dir() && !e.file_name().to_string_lossy().starts_with('.') && is_model_dir(&p) {
                 out.push(p);
             }
         }

@@ -168,7 +168,9 @@ impl From<candle_core::Error> for EngineError {
 /// Options that are not part of the plan: threads, device.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// None = the engine's default (see docs; degrades gracefully on busy hosts).
+    /// None = the engine's default, `min(available cores, 4)`. On a small host that
+    /// is busy with other work, fewer threads (even 1) are often faster: inference
+    /// threads spin briefly between steps and compete with the other load.
     pub threads: Option<usize>,
 }
 
@@ -198,8 +200,5 @@ pub fn load_text_model(
     plan: &LoadPlan,
     opts: &LoadOptions,
 ) -> Result<Box<dyn TextModel>, EngineError> {
-    let _ = (plan, opts);
-    Err(EngineError::UnsupportedArchitecture(
-        "engine not built yet".into(),
-    ))
+    Ok(Box::new(crate::engine::TextEngine::load(plan, opts)?))
 }

@@ -36,8 +36,16 @@ pub fn run(args: Args) -> i32 {
             "fix": p.health.fix,
         })
     };
-    let healthy: Vec<_> = entries.iter().filter(|e| e.probe.health.healthy).map(item).collect();
-    let unhealthy: Vec<_> = entries.iter().filter(|e| !e.probe.health.healthy).map(item).collect();
+    let healthy: Vec<_> = entries
+        .iter()
+        .filter(|e| e.probe.health.healthy)
+        .map(item)
+        .collect();
+    let unhealthy: Vec<_> = entries
+        .iter()
+        .filter(|e| !e.probe.health.healthy)
+        .map(item)
+        .collect();
     if args.json {
         output::print_json(&output::envelope_ok(
             "health",
@@ -65,7 +73,11 @@ pub fn run(args: Args) -> i32 {
                 Some(r) => format!("files OK; not runnable here: {r}"),
                 None => "Model is healthy".into(),
             };
-            outln(&format!("{}   {} — {note}", c.green("healthy"), e.resolved.display_name));
+            outln(&format!(
+                "{}   {} — {note}",
+                c.green("healthy"),
+                e.resolved.display_name
+            ));
         } else {
             outln(&format!(
                 "{} {} — {}",

@@ -95,13 +95,17 @@ pub fn run(args: Args) -> i32 {
                     .as_ref()
                     .map(|q| {
                         q.file_type.clone().unwrap_or_else(|| {
-                            q.bits.map(|b| format!("{b}-bit")).unwrap_or_else(|| q.method.clone())
+                            q.bits
+                                .map(|b| format!("{b}-bit"))
+                                .unwrap_or_else(|| q.method.clone())
                         })
                     })
                     .or_else(|| p.dtype.clone())
                     .unwrap_or_else(|| "-".into()),
             ));
-            row.push(plain(p.parameters.map(human_params).unwrap_or_else(|| "-".into())));
+            row.push(plain(
+                p.parameters.map(human_params).unwrap_or_else(|| "-".into()),
+            ));
             row.push(plain(
                 p.context_length
                     .map(|c| c.to_string())

@@ -1,5 +1,9 @@
+pub mod chat;
 pub mod health;
+pub mod hub;
 pub mod list;
 pub mod rm;
+pub mod run;
+pub mod serve;
 pub mod show;
 pub mod version;

@@ -126,13 +126,19 @@ pub fn run(args: Args) -> i32 {
                     resolved.display_name
                 ),
             )
-            .with_hint(format!("delete the folder yourself: rm -rf {}", dir.display()));
+            .with_hint(format!(
+                "delete the folder yourself: rm -rf {}",
+                dir.display()
+            ));
             return output::fail("rm", json, &e);
         }
         Location::File { file } => {
             let e = TantoError::new(
                 ErrorType::WorkspaceModel,
-                format!("'{}' is a file outside the cache; tanto does not delete it", file.display()),
+                format!(
+                    "'{}' is a file outside the cache; tanto does not delete it",
+                    file.display()
+                ),
             );
             return output::fail("rm", json, &e);
         }
@@ -168,7 +174,10 @@ pub fn run(args: Args) -> i32 {
                 .with_detail("locks_detected", true)
                 .with_detail(
                     "lock_files",
-                    locks.iter().map(|l| l.display().to_string()).collect::<Vec<_>>(),
+                    locks
+                        .iter()
+                        .map(|l| l.display().to_string())
+                        .collect::<Vec<_>>(),
                 );
                 return output::fail("rm", json, &e);
             }
@@ -191,7 +200,10 @@ pub fn run(args: Args) -> i32 {
             if !confirm(&q) {
                 let e = TantoError::new(
                     ErrorType::RequiresConfirmation,
-                    format!("'{}' only matched '{what}' fuzzily; nothing deleted", args.model),
+                    format!(
+                        "'{}' only matched '{what}' fuzzily; nothing deleted",
+                        args.model
+                    ),
                 )
                 .with_hint(format!("use the full name or -f: tanto rm {what} -f"));
                 return output::fail("rm", json, &e);
@@ -201,7 +213,11 @@ pub fn run(args: Args) -> i32 {
 
     let result = if pinned {
         let Some(s) = snapshot else {
-            return output::fail("rm", json, &output::internal("pinned revision without snapshot"));
+            return output::fail(
+                "rm",
+                json,
+                &output::internal("pinned revision without snapshot"),
+            );
         };
         remove_revision(&repo, &s.commit).map(|(blobs, refs)| {
             // The repo goes entirely when its last snapshot is gone.

@@ -54,7 +54,12 @@ fn metadata(p: &Probe) -> Value {
         {
             m.insert("architecture".into(), a.clone());
         }
-        for k in ["vocab_size", "hidden_size", "num_attention_heads", "num_hidden_layers"] {
+        for k in [
+            "vocab_size",
+            "hidden_size",
+            "num_attention_heads",
+            "num_hidden_layers",
+        ] {
             if let Some(v) = cfg.get(k) {
                 m.insert(k.into(), v.clone());
             }
@@ -109,7 +114,10 @@ pub fn decision_json(d: &Decision) -> Value {
 }
 
 pub fn print_decision(d: &Decision, c: &Colors) {
-    outln(&format!("Decision trail (request: {}):", d.request.as_str()));
+    outln(&format!(
+        "Decision trail (request: {}):",
+        d.request.as_str()
+    ));
     for (i, g) in d.gates.iter().enumerate() {
         let v = match g.verdict {
             GateVerdict::Pass => c.green("pass   "),
@@ -224,7 +232,10 @@ pub fn run(args: Args) -> i32 {
     if let Some(d) = &p.dir {
         kv("Path", tanto_core::paths::redact_home(d));
     }
-    kv("Format", format!("{} ({})", p.format.as_str(), p.format.framework()));
+    kv(
+        "Format",
+        format!("{} ({})", p.format.as_str(), p.format.framework()),
+    );
     if let Some(a) = &p.architecture {
         kv("Architecture", a.clone());
     }
@@ -255,7 +266,10 @@ pub fn run(args: Args) -> i32 {
     let health = if !p.health.healthy {
         c.red("unhealthy")
     } else if !p.runtime.compatible {
-        format!("{} (files OK, not runnable by this build)", c.yellow("healthy"))
+        format!(
+            "{} (files OK, not runnable by this build)",
+            c.yellow("healthy")
+        )
     } else {
         c.green("healthy")
     };
@@ -268,7 +282,7 @@ pub fn run(args: Args) -> i32 {
         kv("Reason", r.clone());
     }
     for extra in p.health.problems.iter().skip(1) {
-        kv("", extra.message.clone());
+        kv("Also", extra.message.clone());
     }
     if let Some(f) = &p.health.fix {
         kv("Fix", format!("`{f}`"));
@@ -308,7 +322,12 @@ pub fn run(args: Args) -> i32 {
         outln("Files:");
         for f in &p.files {
             let flag = if f.dangling { " [dangling]" } else { "" };
-            outln(&format!("  - {} ({}, {}){flag}", f.path, f.kind, human_size(f.size)));
+            outln(&format!(
+                "  - {} ({}, {}){flag}",
+                f.path,
+                f.kind,
+                human_size(f.size)
+            ));
         }
     }
     if args.config {

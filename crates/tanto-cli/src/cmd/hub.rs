@@ -1,0 +1,492 @@
+//! `tanto pull`, `tanto clone`, `tanto convert --repair-index`: thin UI over tanto-hub.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde_json::json;
+use tanto_core::error::{ErrorType, TantoError};
+use tanto_core::naming;
+use tanto_core::probe;
+use tanto_core::resolve::{self, Location, Stores};
+use tanto_hub::{FileStatus, HubError, PlannedFile, Progress, PullOptions};
+
+use crate::models::Entry;
+use crate::output::{self, human_size, outln};
+
+fn hub_err(e: &HubError, resume: Option<&str>) -> TantoError {
+    let kind = match e {
+        HubError::InvalidRepoId(_) => ErrorType::ValidationError,
+        HubError::RepoNotFound { .. } | HubError::EntryNotFound { .. } => ErrorType::ModelNotFound,
+        HubError::Unauthorized { .. } => ErrorType::AccessDenied,
+        HubError::RevisionNotFound { .. } => ErrorType::RevisionNotFound,
+        HubError::TargetNotEmpty(_) | HubError::SourceNotADirectory(_) => {
+            ErrorType::ValidationError
+        }
+        HubError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            ErrorType::PermissionDenied
+        }
+        _ => ErrorType::DownloadFailed,
+    };
+    let mut t = TantoError::new(kind, e.to_string());
+    if let (true, Some(cmd)) = (e.is_resumable(), resume) {
+        t = t.with_hint(format!("resume with: {cmd}"));
+    }
+    t
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PullArgs {
+    /// Repository id ORG/NAME, optionally @REV (branch, tag or commit)
+    pub model: String,
+    /// Revision to download (branch, tag or commit); default main
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// Only files matching these globs (repeatable)
+    #[arg(long)]
+    pub include: Vec<String>,
+    /// Skip files matching these globs (repeatable)
+    #[arg(long)]
+    pub exclude: Vec<String>,
+    /// Print the JSON envelope
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// indicatif bars on a TTY; one quiet line per finished file otherwise.
+struct Bars {
+    multi: Option<MultiProgress>,
+    total: Option<ProgressBar>,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+    done: Mutex<HashMap<String, u64>>,
+    quiet: bool,
+}
+
+impl Progress for Bars {
+    fn pull_started(&self, commit: &str, files: &[PlannedFile]) {
+        let sum: u64 = files.iter().filter_map(|f| f.size).sum();
+        if let Some(t) = &self.total {
+            t.set_length(sum);
+            t.set_message(format!(
+                "{} file(s) @ {}",
+                files.len(),
+                &commit[..commit.len().min(8)]
+            ));
+        } else if !self.quiet {
+            eprintln!(
+                "pulling {} file(s), {} at {}",
+                files.len(),
+                human_size(sum),
+                &commit[..commit.len().min(8)]
+            );
+        }
+    }
+    fn file_started(&self, file: &str, total: Option<u64>, resumed_from: u64) {
+        if let Some(m) = &self.multi {
+            let pb = m.add(ProgressBar::new(total.unwrap_or(0)));
+            pb.set_style(
+                ProgressStyle::with_template(
+                    "{msg:30!} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            pb.set_message(file.to_string());
+            pb.set_position(resumed_from);
+            if let Ok(mut b) = self.bars.lock() {
+                b.insert(file.to_string(), pb);
+            }
+        } else if resumed_from > 0 && !self.quiet {
+            eprintln!("resuming {file} from {}", human_size(resumed_from));
+        }
+    }
+    fn file_progress(&self, file: &str, done: u64, _total: Option<u64>) {
+        let prev = self
+            .done
+            .lock()
+            .map(|mut d| d.insert(file.to_string(), done).unwrap_or(0))
+            .unwrap_or(0);
+        if let Some(t) = &self.total {
+            t.inc(done.saturating_sub(prev));
+        }
+        if let Ok(b) = self.bars.lock() {
+            if let Some(pb) = b.get(file) {
+                pb.set_position(done);
+            }
+        }
+    }
+    fn file_finished(&self, file: &str, status: FileStatus) {
+        if let Ok(mut b) = self.bars.lock() {
+            if let Some(pb) = b.remove(file) {
+                pb.finish_and_clear();
+            }
+        }
+        if self.multi.is_none() && !self.quiet {
+            let s = match status {
+                FileStatus::Cached => "cached",
+                FileStatus::Downloaded => "downloaded",
+                FileStatus::Resumed => "resumed",
+            };
+            eprintln!("  {s:<10} {file}");
+        }
+    }
+}
+
+pub fn pull(a: PullArgs) -> i32 {
+    let json = a.json;
+    let (base, at_rev) = resolve::split_revision(a.model.trim());
+    if let Err(m) = naming::validate_repo_id(base) {
+        return output::fail(
+            "pull",
+            json,
+            &TantoError::new(ErrorType::ValidationError, m)
+                .with_hint("pull takes a full repository id: tanto pull ORG/NAME"),
+        );
+    }
+    if !base.contains('/') {
+        return output::fail(
+            "pull",
+            json,
+            &TantoError::new(
+                ErrorType::ValidationError,
+                format!("'{base}' is not a repository id"),
+            )
+            .with_hint("pull takes a full repository id: tanto pull ORG/NAME"),
+        );
+    }
+    let revision = a.revision.clone().or(at_rev.map(str::to_string));
+    let tty = std::io::stderr().is_terminal() && !json;
+    let multi = tty.then(MultiProgress::new);
+    let total = multi.as_ref().map(|m| {
+        let pb = m.add(ProgressBar::new(0));
+        pb.set_style(
+            ProgressStyle::with_template("{msg:30!} {bar:30} {bytes}/{total_bytes} total")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    let bars = Arc::new(Bars {
+        multi,
+        total,
+        bars: Mutex::new(HashMap::new()),
+        done: Mutex::new(HashMap::new()),
+        quiet: json,
+    });
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let c = cancel.clone();
+        let _ = ctrlc::set_handler(move || c.store(true, Ordering::SeqCst));
+    }
+    let mut opts = PullOptions::new(base);
+    opts.revision = revision.clone();
+    opts.include = a.include.clone();
+    opts.exclude = a.exclude.clone();
+    opts.progress = Some(bars.clone());
+    opts.cancel = Some(cancel);
+    let mut resume = format!("tanto pull {base}");
+    if let Some(r) = &revision {
+        resume.push_str(&format!(" --revision {r}"));
+    }
+    for p in &a.include {
+        resume.push_str(&format!(" --include '{p}'"));
+    }
+    for p in &a.exclude {
+        resume.push_str(&format!(" --exclude '{p}'"));
+    }
+    let report = match tanto_hub::pull(&opts) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(t) = &bars.total {
+                t.abandon();
+            }
+            return output::fail("pull", json, &hub_err(&e, Some(&resume)));
+        }
+    };
+    if let Some(t) = &bars.total {
+        t.finish_and_clear();
+    }
+    // Probe what arrived and report its health.
+    let stores = Stores::from_env();
+    let health = resolve::resolve(&format!("{base}@{}", report.commit), &stores)
+        .ok()
+        .map(|r| probe::probe_resolved(&r));
+    let (healthy, reason) = health
+        .as_ref()
+        .map(|p| {
+            (
+                p.health.healthy,
+                if p.health.healthy {
+                    p.runtime.reason.clone()
+                } else {
+                    p.health.reason.clone()
+                },
+            )
+        })
+        .unwrap_or((
+            false,
+            Some("could not probe the downloaded snapshot".into()),
+        ));
+    if json {
+        output::print_json(&output::envelope_ok(
+            "pull",
+            json!({
+                "model": base,
+                "download_status": "success",
+                "message": format!("Downloaded {} file(s) ({})", report.files.len(), human_size(report.bytes_downloaded)),
+                "expanded_name": null,
+                "commit_hash": report.commit,
+                "revision": report.revision,
+                "files": report.files,
+                "bytes_downloaded": report.bytes_downloaded,
+                "health": if healthy { "healthy" } else { "unhealthy" },
+                "runtime_compatible": health.as_ref().map(|p| p.runtime.compatible),
+                "reason": reason,
+            }),
+        ));
+    } else {
+        outln(&format!(
+            "pull: {base}@{} — {} file(s), {} downloaded; {}",
+            &report.commit[..report.commit.len().min(8)],
+            report.files.len(),
+            human_size(report.bytes_downloaded),
+            if healthy {
+                match &reason {
+                    Some(r) => format!("healthy (not runnable here: {r})"),
+                    None => "healthy".to_string(),
+                }
+            } else {
+                format!("unhealthy: {}", reason.unwrap_or_default())
+            }
+        ));
+    }
+    output::EXIT_OK
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CloneArgs {
+    /// Cache model to copy (org/name, fuzzy name, name@rev)
+    pub model: String,
+    /// Target folder; default $TANTO_WORKSPACE_HOME/<name>
+    pub target: Option<PathBuf>,
+    /// Revision to clone (branch or commit prefix)
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// Print the JSON envelope
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn default_target(name: &str) -> Result<PathBuf, TantoError> {
+    let home = tanto_core::paths::workspace_home_configured().ok_or_else(|| {
+        TantoError::new(
+            ErrorType::ValidationError,
+            "no target folder given and TANTO_WORKSPACE_HOME is not set",
+        )
+        .with_hint("pass a target: tanto clone MODEL ./my-model")
+    })?;
+    let short = name.rsplit('/').next().unwrap_or(name);
+    Ok(home.join(short))
+}
+
+pub fn clone(a: CloneArgs) -> i32 {
+    let json = a.json;
+    let spec = match &a.revision {
+        Some(r) => format!("{}@{r}", resolve::split_revision(&a.model).0),
+        None => a.model.clone(),
+    };
+    let stores = Stores::from_env();
+    let r = match resolve::resolve(&spec, &stores) {
+        Ok(r) => r,
+        Err(e) => return output::fail("clone", json, &e),
+    };
+    let (repo_id, snapshot) = match &r.location {
+        Location::Cache {
+            repo,
+            snapshot: Some(s),
+            ..
+        } => (repo.repo_id.clone(), s.clone()),
+        Location::Cache { repo, .. } => {
+            return output::fail(
+                "clone",
+                json,
+                &TantoError::new(
+                    ErrorType::UnhealthyModel,
+                    format!("'{}' has no snapshot to clone", repo.repo_id),
+                )
+                .with_hint(format!("tanto pull {}", repo.repo_id)),
+            )
+        }
+        _ => {
+            return output::fail(
+                "clone",
+                json,
+                &TantoError::new(
+                    ErrorType::ValidationError,
+                    format!(
+                        "'{}' is not a cache model; clone copies from the hub cache",
+                        r.display_name
+                    ),
+                )
+                .with_hint("copy a folder with cp -r, or use tanto convert"),
+            )
+        }
+    };
+    let target = match a
+        .target
+        .clone()
+        .map(Ok)
+        .unwrap_or_else(|| default_target(&repo_id))
+    {
+        Ok(t) => t,
+        Err(e) => return output::fail("clone", json, &e),
+    };
+    let rev_label = a
+        .revision
+        .clone()
+        .or_else(|| resolve::split_revision(&a.model).1.map(str::to_string))
+        .unwrap_or_else(|| snapshot.commit.clone());
+    match tanto_hub::clone_snapshot(&snapshot.path, &target, &repo_id, Some(&rev_label)) {
+        Ok(rep) => {
+            if json {
+                output::print_json(&output::envelope_ok(
+                    "clone",
+                    json!({
+                        "model": repo_id,
+                        "commit_hash": snapshot.commit,
+                        "target": rep.target,
+                        "files": rep.files,
+                        "bytes": rep.bytes,
+                        "reflinked": rep.reflinked,
+                        "copied": rep.copied,
+                        "content_hash": rep.sentinel.content_hash,
+                        "clean": if rep.hashed { Some(true) } else { None },
+                    }),
+                ));
+            } else {
+                outln(&format!(
+                    "clone: {repo_id}@{} → {} ({} file(s), {}; {} reflinked, {} copied){}",
+                    &snapshot.commit[..snapshot.commit.len().min(8)],
+                    rep.target.display(),
+                    rep.files,
+                    human_size(rep.bytes),
+                    rep.reflinked,
+                    rep.copied,
+                    if rep.hashed {
+                        ""
+                    } else {
+                        "; content hash not computed (workspace state unknown)"
+                    }
+                ));
+            }
+            output::EXIT_OK
+        }
+        Err(e) => output::fail("clone", json, &hub_err(&e, None)),
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ConvertArgs {
+    /// Source model (any spec)
+    pub source: String,
+    /// Target folder (a bare name goes under $TANTO_WORKSPACE_HOME)
+    pub target: PathBuf,
+    /// Rebuild model.safetensors.index.json from the shard headers
+    #[arg(long)]
+    pub repair_index: bool,
+    /// Print the JSON envelope
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn convert(a: ConvertArgs) -> i32 {
+    let json = a.json;
+    if !a.repair_index {
+        return output::fail(
+            "convert",
+            json,
+            &TantoError::new(
+                ErrorType::ValidationError,
+                "convert needs a mode; this build supports --repair-index",
+            )
+            .with_hint("tanto convert SRC DST --repair-index"),
+        );
+    }
+    let stores = Stores::from_env();
+    let r = match resolve::resolve(&a.source, &stores) {
+        Ok(r) => r,
+        Err(e) => return output::fail("convert", json, &e),
+    };
+    let Some(src) = r.model_dir() else {
+        return output::fail(
+            "convert",
+            json,
+            &TantoError::new(ErrorType::UnhealthyModel, "the source has no snapshot"),
+        );
+    };
+    let target = if a.target.components().count() == 1 && !a.target.starts_with(".") {
+        match tanto_core::paths::workspace_home_configured() {
+            Some(h) => h.join(&a.target),
+            None => a.target.clone(),
+        }
+    } else {
+        a.target.clone()
+    };
+    match tanto_hub::repair_index(Path::new(&src), &target) {
+        Ok(rep) => {
+            let after = resolve::resolve(
+                &format!(
+                    "{}",
+                    std::fs::canonicalize(&rep.target)
+                        .unwrap_or(rep.target.clone())
+                        .display()
+                ),
+                &stores,
+            )
+            .ok()
+            .map(Entry::new);
+            let healthy = after
+                .as_ref()
+                .map(|e| e.probe.health.healthy)
+                .unwrap_or(false);
+            let reason = after.as_ref().and_then(|e| e.probe.health.reason.clone());
+            if json {
+                output::print_json(&output::envelope_ok(
+                    "convert",
+                    json!({
+                        "source": r.name,
+                        "target": rep.target,
+                        "mode": "repair-index",
+                        "shards": rep.shards,
+                        "tensors": rep.tensors,
+                        "total_size": rep.total_size,
+                        "index_written": rep.index_written,
+                        "health": if healthy { "healthy" } else { "unhealthy" },
+                        "reason": reason,
+                    }),
+                ));
+            } else {
+                outln(&format!(
+                    "convert: {} → {} ({} shard(s), {} tensors, index {}); {}",
+                    r.display_name,
+                    rep.target.display(),
+                    rep.shards.len(),
+                    rep.tensors,
+                    if rep.index_written {
+                        "rebuilt"
+                    } else {
+                        "not needed"
+                    },
+                    if healthy {
+                        "healthy".to_string()
+                    } else {
+                        format!("still unhealthy: {}", reason.unwrap_or_default())
+                    }
+                ));
+            }
+            output::EXIT_OK
+        }
+        Err(e) => output::fail("convert", json, &hub_err(&e, None)),
+    }
+}

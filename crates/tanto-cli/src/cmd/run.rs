@@ -1,0 +1,360 @@
+//! `tanto run MODEL [PROMPT…]`: one-shot streaming, Unix pipes, or an
+//! interactive chat when no prompt is given on a TTY.
+//!
+//! Resolve → probe → policy happen before anything is loaded: a blocked
+//! decision exits with its typed error and the fix, and loads nothing.
+
+use std::io::{IsTerminal, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+use tanto_core::error::{ErrorType, TantoError};
+use tanto_core::policy::{self, PolicyConfig, Request};
+use tanto_core::resolve::{self, Stores};
+use tanto_core::{host, probe};
+use tanto_engine::{
+    ChatMessage, Delta, EngineError, FinishReason, Flow, GenerationOutput, GenerationParams,
+    LoadOptions, Prompt, TextModel,
+};
+
+use crate::output::{self, Colors};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Model spec: org/name, a unique fuzzy name, name@rev, a path (folder or .gguf) or a workspace
+    pub model: String,
+    /// The prompt; `-` reads standard input (piped stdin is read without it too)
+    pub prompt: Vec<String>,
+    /// Open an interactive chat even when a prompt or piped input is given
+    #[arg(long)]
+    pub chat: bool,
+    /// System prompt
+    #[arg(long, short = 's')]
+    pub system: Option<String>,
+    /// Maximum tokens to generate (default: up to the context length)
+    #[arg(long, short = 'n')]
+    pub max_tokens: Option<usize>,
+    /// Sampling temperature; 0 = greedy and deterministic
+    #[arg(long, short = 't', default_value_t = 0.7)]
+    pub temperature: f32,
+    /// Nucleus sampling threshold
+    #[arg(long, default_value_t = 0.9)]
+    pub top_p: f32,
+    /// Sample only from the K most likely tokens
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Drop tokens below this fraction of the top token's probability
+    #[arg(long)]
+    pub min_p: Option<f32>,
+    /// Penalise tokens repeated within the last 64 (1.0 = off)
+    #[arg(long, default_value_t = 1.1)]
+    pub repetition_penalty: f32,
+    /// Random seed for reproducible sampling
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Stop when this string is generated (repeatable; never printed)
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Feed the prompt as raw text, without the model's chat template
+    #[arg(long)]
+    pub no_chat_template: bool,
+    /// Print the answer at the end instead of token by token
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Hide <think>…</think> reasoning
+    #[arg(long)]
+    pub no_reasoning: bool,
+    /// CPU threads for inference (default: the engine's choice; 1 can be faster on a busy 2-core box)
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print load time, token counts and speeds to stderr
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    /// Print the JSON envelope (response, reasoning, finish_reason, usage)
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn engine_err(e: EngineError) -> TantoError {
+    let kind = match e {
+        EngineError::UnsupportedArchitecture(_) => ErrorType::RuntimeIncompatible,
+        EngineError::NoChatTemplate | EngineError::PromptTooLong { .. } => {
+            ErrorType::ValidationError
+        }
+        EngineError::InvalidModel { .. } | EngineError::Io { .. } => ErrorType::UnhealthyModel,
+        _ => ErrorType::ExecutionError,
+    };
+    TantoError::new(kind, e.to_string())
+}
+
+fn params(a: &Args) -> GenerationParams {
+    GenerationParams {
+        max_tokens: a.max_tokens,
+        temperature: a.temperature,
+        top_p: Some(a.top_p),
+        top_k: a.top_k,
+        min_p: a.min_p,
+        repetition_penalty: a.repetition_penalty,
+        seed: a.seed,
+        stop: a.stop.clone(),
+        ..GenerationParams::default()
+    }
+}
+
+/// The prompt from arguments and stdin. `Ok(None)` = interactive.
+fn gather_prompt(a: &Args) -> Result<Option<String>, TantoError> {
+    let stdin_piped = !std::io::stdin().is_terminal();
+    let wants_stdin = a.prompt.iter().any(|p| p == "-") || (stdin_piped && !a.chat);
+    let text_args: Vec<&str> = a
+        .prompt
+        .iter()
+        .filter(|p| *p != "-")
+        .map(String::as_str)
+        .collect();
+    let mut stdin_text = String::new();
+    if wants_stdin {
+        std::io::stdin()
+            .read_to_string(&mut stdin_text)
+            .map_err(|e| {
+                TantoError::new(
+                    ErrorType::ValidationError,
+                    format!("cannot read stdin: {e}"),
+                )
+            })?;
+    }
+    let joined = text_args.join(" ");
+    let stdin_text = stdin_text.trim_end_matches(['\n', '\r']).to_string();
+    let prompt = match (stdin_text.is_empty(), joined.is_empty()) {
+        (true, true) => {
+            if wants_stdin && a.prompt.iter().any(|p| p == "-") {
+                return Err(TantoError::new(
+                    ErrorType::ValidationError,
+                    "standard input was empty and no prompt was given",
+                ));
+            }
+            return Ok(None);
+        }
+        (false, true) => stdin_text,
+        (true, false) => joined,
+        (false, false) => format!("{stdin_text}\n\n{joined}"),
+    };
+    Ok(Some(prompt))
+}
+
+struct Printer {
+    colors: Colors,
+    no_reasoning: bool,
+    in_reasoning: bool,
+    stream: bool,
+    broken: bool,
+}
+
+impl Printer {
+    fn delta(&mut self, d: Delta<'_>) {
+        if !self.stream || self.broken {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let r = match d {
+            Delta::Content(s) => {
+                if self.in_reasoning {
+                    self.in_reasoning = false;
+                    let _ = out.write_all(b"\n");
+                }
+                out.write_all(s.as_bytes())
+            }
+            Delta::Reasoning(s) => {
+                if self.no_reasoning {
+                    Ok(())
+                } else {
+                    self.in_reasoning = true;
+                    out.write_all(self.colors.dim(s).as_bytes())
+                }
+            }
+        };
+        if r.and_then(|_| out.flush()).is_err() {
+            self.broken = true;
+        }
+    }
+}
+
+fn verbose_report(model: &dyn TextModel, o: &GenerationOutput) {
+    let u = &o.usage;
+    eprintln!();
+    eprintln!("load duration:        {:.2?}", model.info().load_time);
+    eprintln!("prompt eval count:    {} token(s)", u.prompt_tokens);
+    eprintln!("prompt eval duration: {:.2?}", o.timings.prefill);
+    eprintln!(
+        "prompt eval rate:     {:.2} tokens/s",
+        o.timings.prefill_tps(u)
+    );
+    eprintln!("eval count:           {} token(s)", u.completion_tokens);
+    eprintln!("eval duration:        {:.2?}", o.timings.decode);
+    eprintln!(
+        "eval rate:            {:.2} tokens/s",
+        o.timings.decode_tps(u)
+    );
+    eprintln!("finish reason:        {:?}", o.finish_reason);
+}
+
+pub fn run(a: Args) -> i32 {
+    let json = a.json;
+    let fail = |e: &TantoError| output::fail("run", json, e);
+
+    // Resolve → probe → policy, before any load.
+    let stores = Stores::from_env();
+    let resolved = match resolve::resolve(&a.model, &stores) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let probe = probe::probe_resolved(&resolved);
+    let (plan, decision) = match policy::plan(
+        &probe,
+        Request::Text,
+        &host::detect(),
+        &PolicyConfig::from_env(),
+    ) {
+        Ok(x) => x,
+        Err(e) => return fail(&e),
+    };
+    for w in &decision.warnings {
+        eprintln!("tanto run: warning: {w}");
+    }
+
+    let prompt_text = match gather_prompt(&a) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let interactive = a.chat || prompt_text.is_none();
+    if interactive && json {
+        return fail(&TantoError::new(
+            ErrorType::ValidationError,
+            "interactive chat cannot print JSON; give a prompt (or pipe one) with --json",
+        ));
+    }
+    if interactive && !std::io::stdin().is_terminal() {
+        return fail(&TantoError::new(
+            ErrorType::ValidationError,
+            "no prompt given and standard input is not a terminal",
+        )
+        .with_hint("pass a prompt: tanto run MODEL \"question\", or pipe one: echo question | tanto run MODEL"));
+    }
+
+    let t0 = Instant::now();
+    let mut model = match tanto_engine::load_text_model(&plan, &LoadOptions { threads: a.threads })
+    {
+        Ok(m) => m,
+        Err(e) => return fail(&engine_err(e)),
+    };
+    if a.verbose {
+        eprintln!("loaded {} in {:.2?}", plan.name, t0.elapsed());
+    }
+    let use_template = !a.no_chat_template && model.info().has_chat_template;
+    if !a.no_chat_template && !model.info().has_chat_template {
+        eprintln!(
+            "tanto run: note: {} has no chat template; running as plain text completion",
+            plan.name
+        );
+    }
+
+    if interactive {
+        return crate::cmd::chat::interactive(model.as_mut(), &a, use_template);
+    }
+    let text = prompt_text.unwrap_or_default();
+    let prompt = if use_template {
+        let mut msgs = Vec::new();
+        if let Some(s) = &a.system {
+            msgs.push(ChatMessage {
+                role: "system".into(),
+                content: s.clone(),
+            });
+        }
+        msgs.push(ChatMessage {
+            role: "user".into(),
+            content: text.clone(),
+        });
+        Prompt::Chat(msgs)
+    } else {
+        let mut t = text.clone();
+        if let Some(s) = &a.system {
+            t = format!("{s}\n\n{t}");
+        }
+        Prompt::Text(t)
+    };
+    let stream = !a.no_stream && !json;
+    let mut printer = Printer {
+        colors: Colors::stdout(),
+        no_reasoning: a.no_reasoning,
+        in_reasoning: false,
+        stream,
+        broken: false,
+    };
+    let result = model.generate(&prompt, &params(&a), &mut |d| {
+        printer.delta(d);
+        if printer.broken {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    });
+    let out = match result {
+        Ok(o) => o,
+        Err(e) => return fail(&engine_err(e)),
+    };
+    if printer.broken {
+        return output::EXIT_OK;
+    }
+    if json {
+        output::print_json(&output::envelope_ok(
+            "run",
+            json!({
+                "model": a.model,
+                "resolved": plan.name,
+                "prompt": text,
+                "response": out.content,
+                "reasoning": if a.no_reasoning { None } else { out.reasoning.clone() },
+                "finish_reason": match out.finish_reason { FinishReason::Stop => "stop", FinishReason::Length => "length", FinishReason::Cancelled => "cancelled" },
+                "usage": {
+                    "prompt_tokens": out.usage.prompt_tokens,
+                    "completion_tokens": out.usage.completion_tokens,
+                    "total_tokens": out.usage.prompt_tokens + out.usage.completion_tokens,
+                },
+                "timings": {
+                    "load_s": model.info().load_time.as_secs_f64(),
+                    "prefill_s": out.timings.prefill.as_secs_f64(),
+                    "decode_s": out.timings.decode.as_secs_f64(),
+                    "prefill_tokens_per_s": out.timings.prefill_tps(&out.usage),
+                    "decode_tokens_per_s": out.timings.decode_tps(&out.usage),
+                },
+            }),
+        ));
+    } else {
+        let mut so = std::io::stdout().lock();
+        if !stream {
+            if let (Some(r), false) = (&out.reasoning, a.no_reasoning) {
+                let _ = writeln!(so, "{}", Colors::stdout().dim(r));
+            }
+            let _ = so.write_all(out.content.as_bytes());
+        }
+        let _ = so.write_all(b"\n");
+        let _ = so.flush();
+    }
+    if a.verbose {
+        verbose_report(model.as_ref(), &out);
+    }
+    output::EXIT_OK
+}
+
+/// Set by SIGINT during generation; the sink turns it into `Flow::Stop`.
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| {
+        let f = Arc::new(AtomicBool::new(false));
+        let g = f.clone();
+        let _ = ctrlc::set_handler(move || g.store(true, Ordering::SeqCst));
+        f
+    })
+    .clone()
+}

@@ -1,0 +1,132 @@
+//! `tanto serve`: the OpenAI-compatible HTTP server (tanto-server).
+//! Flags win over their `TANTO_*` environment variables.
+
+use std::time::Duration;
+
+use tanto_core::error::{ErrorType, TantoError};
+use tanto_server::ServeConfig;
+
+use crate::output;
+
+/// `300`, `300s`, `5m`, `1h`, `0` (never) → Duration.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 300s, 5m, 1h, 0)"))?;
+    if v < 0.0 || !v.is_finite() {
+        return Err(format!("'{s}' is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(v * mult))
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    tanto_core::host::parse_size(s).ok_or_else(|| format!("'{s}' is not a size (e.g. 50M, 1G)"))
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Model to load at start-up (any spec `run` accepts); also the default for requests without `model`
+    #[arg(long, env = "TANTO_MODEL")]
+    pub model: Option<String>,
+    /// Interface to bind
+    #[arg(long, env = "TANTO_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port
+    #[arg(long, env = "TANTO_PORT", default_value_t = 8000)]
+    pub port: u16,
+    /// Default max_tokens for requests without one (always capped by the context)
+    #[arg(long, env = "TANTO_MAX_TOKENS")]
+    pub max_tokens: Option<usize>,
+    /// Require `Authorization: Bearer KEY` on /v1/*
+    #[arg(long, env = "TANTO_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Allowed CORS origin (repeatable; `*` for any)
+    #[arg(long = "cors-origin", env = "TANTO_CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
+    /// Log level: error, warn, info, debug, trace
+    #[arg(long, env = "TANTO_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log JSON lines instead of human lines (stderr)
+    #[arg(long, env = "TANTO_LOG_JSON")]
+    pub log_json: bool,
+    /// Most models loaded at once (least recently used is unloaded first)
+    #[arg(long, env = "TANTO_MAX_LOADED", default_value_t = 1)]
+    pub max_loaded: usize,
+    /// Unload a model after this long idle (e.g. 5m, 1h; 0 = never)
+    #[arg(long, env = "TANTO_KEEP_ALIVE", default_value = "5m", value_parser = parse_duration)]
+    pub keep_alive: Duration,
+    /// Let requests name filesystem paths as the model
+    #[arg(long, env = "TANTO_ALLOW_PATHS")]
+    pub allow_paths: bool,
+    /// Largest request body (e.g. 50M)
+    #[arg(long, env = "TANTO_BODY_LIMIT", default_value = "50M", value_parser = parse_size)]
+    pub body_limit: u64,
+    /// Engine threads per model
+    #[arg(long, env = "TANTO_THREADS")]
+    pub threads: Option<usize>,
+}
+
+pub fn run(a: Args) -> i32 {
+    if a.max_loaded == 0 {
+        let e = TantoError::new(
+            ErrorType::ValidationError,
+            "--max-loaded must be at least 1",
+        );
+        return output::fail("serve", false, &e);
+    }
+    let cfg = ServeConfig {
+        host: a.host,
+        port: a.port,
+        model: a.model,
+        max_tokens: a.max_tokens,
+        api_key: a.api_key.filter(|k| !k.is_empty()),
+        cors_origins: a.cors_origin,
+        log_json: a.log_json,
+        log_level: a.log_level,
+        max_loaded: a.max_loaded,
+        keep_alive: a.keep_alive,
+        allow_paths: a.allow_paths,
+        body_limit: usize::try_from(a.body_limit).unwrap_or(usize::MAX),
+        threads: a.threads,
+        ..ServeConfig::default()
+    };
+    match tanto_server::run_blocking(cfg) {
+        Ok(()) => output::EXIT_OK,
+        Err(e) => {
+            let te = match e.downcast_ref::<TantoError>() {
+                Some(t) => t.clone(),
+                None => output::internal(format!("{e:#}")),
+            };
+            output::fail("serve", false, &te)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("300"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}

@@ -1,0 +1,662 @@
+//! The model manager: resolve → probe → policy, then load (on the blocking
+//! pool), keep several models under `max_loaded` and a memory budget with LRU
+//! eviction, unload idle ones after `keep_alive`. Each loaded model owns one
+//! worker thread fed by a FIFO channel, so requests to one model queue fairly.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tanto_core::error::ErrorType;
+use tanto_core::plan::LoadPlan;
+use tanto_core::policy::{self, PolicyConfig, Request};
+use tanto_core::probe::{self, Probe};
+use tanto_core::resolve::{self, Location, Resolved, Stores};
+use tanto_engine::{
+    Delta, EngineError, Flow, GenerationOutput, GenerationParams, LoadOptions, Prompt, TextModel,
+    TextModelInfo,
+};
+use tokio::sync::{mpsc, watch};
+
+use crate::error::ApiError;
+
+/// Turns a load plan into a running model. The default is [`EngineLoader`].
+pub trait Loader: Send + Sync + 'static {
+    fn load(&self, plan: &LoadPlan, opts: &LoadOptions) -> Result<Box<dyn TextModel>, EngineError>;
+}
+
+/// tanto-engine's `load_text_model`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EngineLoader;
+
+impl Loader for EngineLoader {
+    fn load(&self, plan: &LoadPlan, opts: &LoadOptions) -> Result<Box<dyn TextModel>, EngineError> {
+        tanto_engine::load_text_model(plan, opts)
+    }
+}
+
+/// What a request needs from the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Plain completion: text generation.
+    Completion,
+    /// Chat: text generation and a chat template.
+    Chat,
+}
+
+/// Events from a worker to the request that queued the job.
+pub enum Event {
+    /// The job reached the front of the queue and the prompt fits.
+    Started {
+        prompt_tokens: usize,
+    },
+    Delta {
+        reasoning: bool,
+        text: String,
+    },
+    Done(Result<GenerationOutput, EngineError>),
+}
+
+pub struct Job {
+    pub prompt: Prompt,
+    pub params: GenerationParams,
+    /// Requested max_tokens (None = server default, else the rest of the context).
+    pub max_tokens: Option<usize>,
+    pub events: mpsc::UnboundedSender<Event>,
+}
+
+/// A loaded model and its queue.
+pub struct Loaded {
+    /// Identity: `org/name@commit`, or the path.
+    pub key: String,
+    /// The id clients see (`org/name`, workspace name, or path).
+    pub id: String,
+    pub info: TextModelInfo,
+    pub capabilities: Vec<&'static str>,
+    pub weights_bytes: u64,
+    pub pinned: bool,
+    jobs: Mutex<std_mpsc::Sender<Job>>,
+    /// Jobs queued or running.
+    active: Arc<AtomicUsize>,
+    last_used: Arc<Mutex<Instant>>,
+}
+
+impl Loaded {
+    /// Queue a job (FIFO behind the model's other jobs).
+    pub fn submit(&self, job: Job) -> Result<(), ApiError> {
+        self.active.fetch_add(1, Ordering::SeqCst);
+        self.touch();
+        let sent = self
+            .jobs
+            .lock()
+            .map(|tx| tx.send(job).is_ok())
+            .unwrap_or(false);
+        if !sent {
+            self.active.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError::new(
+                ErrorType::ServerShutdown,
+                format!("Model '{}' was unloaded; retry the request", self.id),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn queued(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    fn touch(&self) {
+        if let Ok(mut t) = self.last_used.lock() {
+            *t = Instant::now();
+        }
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.last_used
+            .lock()
+            .map(|t| t.elapsed())
+            .unwrap_or_default()
+    }
+}
+
+type LoadResult = Option<Result<Arc<Loaded>, ApiError>>;
+
+enum Slot {
+    Loading(watch::Receiver<LoadResult>, u64),
+    Ready(Arc<Loaded>),
+}
+
+#[derive(Default)]
+struct Slots {
+    map: HashMap<String, Slot>,
+    /// Request spec → key, for the fast path of loaded models.
+    aliases: HashMap<String, String>,
+}
+
+/// A model that passed resolve, probe and policy.
+struct Admitted {
+    key: String,
+    id: String,
+    plan: LoadPlan,
+    capabilities: Vec<&'static str>,
+    weights_bytes: u64,
+}
+
+pub struct Manager {
+    stores: Stores,
+    loader: Arc<dyn Loader>,
+    opts: LoadOptions,
+    allow_paths: bool,
+    max_loaded: usize,
+    budget: Option<u64>,
+    pub default_max_tokens: Option<usize>,
+    pub default_model: Option<String>,
+    pub shutting_down: Arc<AtomicBool>,
+    slots: Arc<Mutex<Slots>>,
+}
+
+/// The identity of a resolved model (aliases of one model share it).
+pub fn model_key(r: &Resolved) -> String {
+    match &r.location {
+        Location::Cache { repo, snapshot, .. } => match snapshot {
+            Some(s) => format!("{}@{}", repo.repo_id, s.commit),
+            None => repo.repo_id.clone(),
+        },
+        Location::Folder { dir, .. } => dir.display().to_string(),
+        Location::File { file } => file.display().to_string(),
+    }
+}
+
+/// The id clients see for a resolved model.
+pub fn model_id(r: &Resolved) -> String {
+    match &r.location {
+        Location::Cache { .. } => r.name.clone(),
+        Location::Folder { .. } | Location::File { .. } => r.display_name.clone(),
+    }
+}
+
+/// The capabilities this server can serve for a probe.
+pub fn runnable_capabilities(p: &Probe) -> Vec<&'static str> {
+    p.capabilities
+        .iter()
+        .copied()
+        .filter(|c| *c == probe::CAP_TEXT || *c == probe::CAP_CHAT)
+        .collect()
+}
+
+impl Manager {
+    pub fn new(
+        cfg: &crate::ServeConfig,
+        loader: Arc<dyn Loader>,
+        shutting_down: Arc<AtomicBool>,
+    ) -> Self {
+        let budget = cfg.memory_budget.or_else(|| {
+            let host = tanto_core::host::detect();
+            let frac = PolicyConfig::from_env().memory_threshold;
+            host.total_bytes.map(|t| (t as f64 * frac) as u64)
+        });
+        Self {
+            stores: cfg.stores.clone().unwrap_or_else(Stores::from_env),
+            loader,
+            opts: LoadOptions {
+                threads: cfg.threads,
+            },
+            allow_paths: cfg.allow_paths,
+            max_loaded: cfg.max_loaded.max(1),
+            budget,
+            default_max_tokens: cfg.max_tokens,
+            default_model: cfg.model.clone(),
+            shutting_down,
+            slots: Arc::new(Mutex::new(Slots::default())),
+        }
+    }
+
+    pub fn stores(&self) -> &Stores {
+        &self.stores
+    }
+
+    /// Refuse filesystem paths unless allowed.
+    pub fn check_spec(&self, spec: &str) -> Result<(), ApiError> {
+        if resolve::is_explicit_path(spec.trim()) && !self.allow_paths {
+            return Err(ApiError::new(
+                ErrorType::AccessDenied,
+                "This server does not accept filesystem paths as model names; use a model id from GET /v1/models, or start the server with --allow-paths",
+            )
+            .with_param("model"));
+        }
+        Ok(())
+    }
+
+    /// Keys of the loaded models (ready, not loading).
+    pub fn loaded(&self) -> Vec<Arc<Loaded>> {
+        let slots = self.slots.lock().expect("manager lock");
+        slots
+            .map
+            .values()
+            .filter_map(|s| match s {
+                Slot::Ready(l) => Some(l.clone()),
+                Slot::Loading(..) => None,
+            })
+            .collect()
+    }
+
+    /// Load `spec` at start-up and pin it against idle unloading.
+    pub async fn preload(&self, spec: &str) -> Result<Arc<Loaded>, ApiError> {
+        let admitted = self.admit(spec, Need::Completion).await?;
+        self.get_or_load(spec, admitted, true).await
+    }
+
+    /// The loaded model for `spec`, loading it if needed.
+    pub async fn acquire(
+        &self,
+        spec: &str,
+        need: Need,
+        media: Request,
+    ) -> Result<Arc<Loaded>, ApiError> {
+        self.check_spec(spec)?;
+        if media == Request::Text {
+            let fast = {
+                let slots = self.slots.lock().expect("manager lock");
+                slots
+                    .aliases
+                    .get(spec)
+                    .and_then(|k| slots.map.get(k))
+                    .and_then(|s| match s {
+                        Slot::Ready(l) => Some(l.clone()),
+                        Slot::Loading(..) => None,
+                    })
+            };
+            if let Some(l) = fast {
+                if need == Need::Chat && !l.capabilities.contains(&probe::CAP_CHAT) {
+                    return Err(no_chat(&l.id));
+                }
+                l.touch();
+                return Ok(l);
+            }
+        }
+        let admitted = self.admit_media(spec, need, media).await?;
+        self.get_or_load(spec, admitted, false).await
+    }
+
+    async fn admit(&self, spec: &str, need: Need) -> Result<Admitted, ApiError> {
+        self.admit_media(spec, need, Request::Text).await
+    }
+
+    /// Resolve, probe and apply the policy (on the blocking pool: it reads files).
+    async fn admit_media(
+        &self,
+        spec: &str,
+        need: Need,
+        media: Request,
+    ) -> Result<Admitted, ApiError> {
+        let stores = self.stores.clone();
+        let spec_owned = spec.to_string();
+        let (resolved, probe) =
+            tokio::task::spawn_blocking(move || -> Result<(Resolved, Probe), ApiError> {
+                let r = resolve::resolve(&spec_owned, &stores).map_err(ApiError::from)?;
+                let p = probe::probe_resolved(&r);
+                Ok((r, p))
+            })
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorType::InternalError,
+                    format!("resolver task failed: {e}"),
+                )
+            })??;
+        let host = tanto_core::host::detect();
+        let (plan, decision) = policy::plan(&probe, media, &host, &PolicyConfig::from_env())?;
+        for w in &decision.warnings {
+            tracing::warn!(model = %resolved.name, "{w}");
+        }
+        let id = model_id(&resolved);
+        if need == Need::Chat && !probe.has(probe::CAP_CHAT) {
+            return Err(no_chat(&id));
+        }
+        if media != Request::Text {
+            // The policy allowed a modality this server does not route yet.
+            return Err(ApiError::new(
+                ErrorType::MissingBackend,
+                format!("tanto serve cannot run {} requests yet", media.as_str()),
+            )
+            .with_param("messages"));
+        }
+        Ok(Admitted {
+            key: model_key(&resolved),
+            id,
+            plan,
+            capabilities: runnable_capabilities(&probe),
+            weights_bytes: probe.weights_bytes,
+        })
+    }
+
+    async fn get_or_load(
+        &self,
+        spec: &str,
+        a: Admitted,
+        pinned: bool,
+    ) -> Result<Arc<Loaded>, ApiError> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(ApiError::shutting_down());
+        }
+        let mut rx = {
+            let mut slots = self.slots.lock().expect("manager lock");
+            match slots.map.get(&a.key) {
+                Some(Slot::Ready(l)) => {
+                    let l = l.clone();
+                    slots.aliases.insert(spec.to_string(), a.key.clone());
+                    l.touch();
+                    return Ok(l);
+                }
+                Some(Slot::Loading(rx, _)) => rx.clone(),
+                None => {
+                    if let Some(budget) = self.budget {
+                        if a.weights_bytes > budget {
+                            return Err(ApiError::new(
+                                ErrorType::InsufficientMemory,
+                                format!(
+                                    "Model '{}' needs {} of weights but this server's memory budget is {}; pick a smaller or more quantized model, or raise --memory-budget",
+                                    a.id,
+                                    human_bytes(a.weights_bytes),
+                                    human_bytes(budget)
+                                ),
+                            )
+                            .with_param("model"));
+                        }
+                    }
+                    self.make_room(&mut slots, a.weights_bytes);
+                    let (tx, rx) = watch::channel(None);
+                    let gen = LOAD_GEN.fetch_add(1, Ordering::Relaxed) as u64;
+                    slots
+                        .map
+                        .insert(a.key.clone(), Slot::Loading(rx.clone(), gen));
+                    slots.aliases.insert(spec.to_string(), a.key.clone());
+                    self.spawn_load(a, pinned, tx, gen);
+                    rx
+                }
+            }
+        };
+        let res = rx
+            .wait_for(Option::is_some)
+            .await
+            .map(|v| v.clone())
+            .ok()
+            .flatten();
+        match res {
+            Some(r) => r,
+            None => Err(ApiError::new(
+                ErrorType::InternalError,
+                "model load was abandoned",
+            )),
+        }
+    }
+
+    /// Evict least-recently-used models until one more fits.
+    fn make_room(&self, slots: &mut Slots, need: u64) {
+        loop {
+            let count = slots.map.len();
+            let used: u64 = slots
+                .map
+                .values()
+                .map(|s| match s {
+                    Slot::Ready(l) => l.weights_bytes,
+                    Slot::Loading(..) => 0,
+                })
+                .sum();
+            let over_count = count >= self.max_loaded;
+            let over_mem = self.budget.is_some_and(|b| used + need > b);
+            if !over_count && !over_mem {
+                return;
+            }
+            // Prefer idle models; among them (and then among busy ones) the LRU.
+            let victim = slots
+                .map
+                .iter()
+                .filter_map(|(k, s)| match s {
+                    Slot::Ready(l) => Some((k.clone(), l.queued() > 0, l.idle_for())),
+                    Slot::Loading(..) => None,
+                })
+                .max_by(|a, b| (!a.1, a.2).cmp(&(!b.1, b.2)))
+                .map(|(k, ..)| k);
+            let Some(k) = victim else { return };
+            if let Some(Slot::Ready(l)) = slots.map.remove(&k) {
+                tracing::info!(model = %l.id, queued = l.queued(), "unloading model (LRU) to make room");
+            }
+            slots.aliases.retain(|_, v| *v != k);
+        }
+    }
+
+    fn spawn_load(&self, a: Admitted, pinned: bool, tx: watch::Sender<LoadResult>, gen: u64) {
+        let loader = self.loader.clone();
+        let opts = self.opts.clone();
+        let shutting = self.shutting_down.clone();
+        let key = a.key.clone();
+        let id = a.id.clone();
+        let slots_ref = self.slots.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            tracing::info!(model = %id, "loading model");
+            let plan = a.plan.clone();
+            let loaded = tokio::task::spawn_blocking(move || {
+                std::panic::catch_unwind(AssertUnwindSafe(|| loader.load(&plan, &opts)))
+            })
+            .await;
+            let result: Result<Arc<Loaded>, ApiError> = match loaded {
+                Ok(Ok(Ok(model))) => {
+                    let info = model.info().clone();
+                    let active = Arc::new(AtomicUsize::new(0));
+                    let last_used = Arc::new(Mutex::new(Instant::now()));
+                    let (jtx, jrx) = std_mpsc::channel::<Job>();
+                    let w_active = active.clone();
+                    let w_last = last_used.clone();
+                    let w_id = id.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("tanto-model-{}", short(&id)))
+                        .spawn(move || worker(model, jrx, w_active, w_last, shutting, w_id));
+                    match spawned {
+                        Ok(_) => {
+                            tracing::info!(model = %id, load_ms = started.elapsed().as_millis() as u64, context = info.context_length, "model loaded");
+                            Ok(Arc::new(Loaded {
+                                key: a.key.clone(),
+                                id: id.clone(),
+                                info,
+                                capabilities: a.capabilities.clone(),
+                                weights_bytes: a.weights_bytes,
+                                pinned,
+                                jobs: Mutex::new(jtx),
+                                active,
+                                last_used,
+                            }))
+                        }
+                        Err(e) => Err(ApiError::new(
+                            ErrorType::InternalError,
+                            format!("cannot start a worker thread: {e}"),
+                        )),
+                    }
+                }
+                Ok(Ok(Err(e))) => {
+                    tracing::warn!(model = %id, error = %e, "model failed to load");
+                    Err(ApiError::from_load(&e, &id).with_param("model"))
+                }
+                Ok(Err(_)) | Err(_) => Err(ApiError::new(
+                    ErrorType::InternalError,
+                    format!("the engine panicked while loading '{id}'"),
+                )),
+            };
+            {
+                let mut slots = slots_ref.lock().expect("manager lock");
+                let ours = matches!(slots.map.get(&key), Some(Slot::Loading(_, g)) if *g == gen);
+                if ours {
+                    match &result {
+                        Ok(l) => {
+                            slots.map.insert(key.clone(), Slot::Ready(l.clone()));
+                        }
+                        Err(_) => {
+                            slots.map.remove(&key);
+                            slots.aliases.retain(|_, v| *v != key);
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(Some(result));
+        });
+    }
+
+    /// Unload models idle for longer than `keep_alive` (pinned ones stay).
+    pub fn reap_idle(&self, keep_alive: Duration) {
+        if keep_alive.is_zero() {
+            return;
+        }
+        let mut slots = self.slots.lock().expect("manager lock");
+        let victims: Vec<String> = slots
+            .map
+            .iter()
+            .filter_map(|(k, s)| match s {
+                Slot::Ready(l) if !l.pinned && l.queued() == 0 && l.idle_for() >= keep_alive => {
+                    Some(k.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        for k in victims {
+            if let Some(Slot::Ready(l)) = slots.map.remove(&k) {
+                tracing::info!(model = %l.id, idle_s = l.idle_for().as_secs(), "unloading idle model");
+            }
+            slots.aliases.retain(|_, v| *v != k);
+        }
+    }
+
+    /// Drop every model (workers exit after their current job).
+    pub fn unload_all(&self) {
+        let mut slots = self.slots.lock().expect("manager lock");
+        slots.map.clear();
+        slots.aliases.clear();
+    }
+}
+
+static LOAD_GEN: AtomicUsize = AtomicUsize::new(1);
+
+fn short(id: &str) -> String {
+    id.rsplit('/')
+        .next()
+        .unwrap_or(id)
+        .chars()
+        .take(12)
+        .collect()
+}
+
+fn no_chat(id: &str) -> ApiError {
+    ApiError::new(
+        ErrorType::CapabilityMismatch,
+        format!("Model '{id}' has no chat template, so it cannot serve chat completions; use POST /v1/completions with a plain prompt, or pick an instruct/chat model"),
+    )
+    .with_param("model")
+}
+
+pub fn human_bytes(b: u64) -> String {
+    let gib = b as f64 / (1024.0 * 1024.0 * 1024.0);
+    if gib >= 1.0 {
+        format!("{gib:.1} GiB")
+    } else {
+        format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+    }
+}
+
+/// The per-model worker: runs jobs one at a time, in arrival order.
+fn worker(
+    mut model: Box<dyn TextModel>,
+    jobs: std_mpsc::Receiver<Job>,
+    active: Arc<AtomicUsize>,
+    last_used: Arc<Mutex<Instant>>,
+    shutting: Arc<AtomicBool>,
+    id: String,
+) {
+    while let Ok(job) = jobs.recv() {
+        run_job(model.as_mut(), job, &shutting);
+        active.fetch_sub(1, Ordering::SeqCst);
+        if let Ok(mut t) = last_used.lock() {
+            *t = Instant::now();
+        }
+    }
+    tracing::debug!(model = %id, "model worker exiting; weights released");
+}
+
+fn run_job(model: &mut dyn TextModel, job: Job, shutting: &AtomicBool) {
+    let Job {
+        prompt,
+        mut params,
+        max_tokens,
+        events,
+    } = job;
+    // The client left (or we are stopping) while this job waited in the queue.
+    if events.is_closed() || shutting.load(Ordering::SeqCst) {
+        return;
+    }
+    let ctx = model.info().context_length;
+    let counted = std::panic::catch_unwind(AssertUnwindSafe(|| model.count_tokens(&prompt)));
+    let prompt_tokens = match counted {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => {
+            let _ = events.send(Event::Done(Err(e)));
+            return;
+        }
+        Err(_) => {
+            let _ = events.send(Event::Done(Err(EngineError::Inference(
+                "the engine panicked while tokenizing".into(),
+            ))));
+            return;
+        }
+    };
+    if ctx > 0 && prompt_tokens >= ctx {
+        let _ = events.send(Event::Done(Err(EngineError::PromptTooLong {
+            prompt: prompt_tokens,
+            context: ctx,
+        })));
+        return;
+    }
+    let room = if ctx > 0 {
+        ctx - prompt_tokens
+    } else {
+        usize::MAX
+    };
+    let max = max_tokens.or(params.max_tokens).unwrap_or(room).min(room);
+    params.max_tokens = Some(max);
+    if events.send(Event::Started { prompt_tokens }).is_err() {
+        return;
+    }
+    let mut sink = |d: Delta<'_>| -> Flow {
+        if shutting.load(Ordering::SeqCst) {
+            return Flow::Stop;
+        }
+        let (reasoning, text) = match d {
+            Delta::Content(t) => (false, t),
+            Delta::Reasoning(t) => (true, t),
+        };
+        if text.is_empty() {
+            return if events.is_closed() {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            };
+        }
+        match events.send(Event::Delta {
+            reasoning,
+            text: text.to_string(),
+        }) {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Stop,
+        }
+    };
+    let out = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        model.generate(&prompt, &params, &mut sink)
+    }));
+    let res = match out {
+        Ok(r) => r,
+        Err(_) => Err(EngineError::Inference(
+            "the engine panicked during generation".into(),
+        )),
+    };
+    let _ = events.send(Event::Done(res));
+}

@@ -1,0 +1,817 @@
+//! OpenAI request parsing (field by field, so errors name the bad field) and
+//! response shapes (`chat.completion`, `chat.completion.chunk`, `text_completion`).
+
+use serde_json::{json, Map, Value};
+use tanto_core::policy::Request;
+use tanto_engine::{ChatMessage, FinishReason, GenerationParams, Prompt, Usage};
+
+use crate::error::ApiError;
+
+/// Which endpoint a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Completion,
+}
+
+impl Endpoint {
+    pub fn prompt_param(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "messages",
+            Endpoint::Completion => "prompt",
+        }
+    }
+}
+
+/// A validated generation request.
+#[derive(Debug, Clone)]
+pub struct GenRequest {
+    pub model: String,
+    pub prompt: Prompt,
+    /// Text, or the modality the input parts ask for (images → Vision).
+    pub media: Request,
+    pub stream: bool,
+    pub include_usage: bool,
+    pub max_tokens: Option<usize>,
+    pub params: GenerationParams,
+}
+
+type Obj = Map<String, Value>;
+
+fn present<'a>(o: &'a Obj, key: &str) -> Option<&'a Value> {
+    o.get(key).filter(|v| !v.is_null())
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn opt_bool(o: &Obj, key: &str) -> Result<Option<bool>, ApiError> {
+    match present(o, key) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(ApiError::invalid(
+            key,
+            format!("'{key}' must be a boolean, got {}", type_name(v)),
+        )),
+    }
+}
+
+fn opt_num(o: &Obj, key: &str, lo: f64, hi: f64) -> Result<Option<f64>, ApiError> {
+    match present(o, key) {
+        None => Ok(None),
+        Some(Value::Number(n)) => {
+            let v = n.as_f64().unwrap_or(f64::NAN);
+            if !(lo..=hi).contains(&v) {
+                return Err(ApiError::invalid(
+                    key,
+                    format!("'{key}' must be between {lo} and {hi}, got {v}"),
+                ));
+            }
+            Ok(Some(v))
+        }
+        Some(v) => Err(ApiError::invalid(
+            key,
+            format!("'{key}' must be a number, got {}", type_name(v)),
+        )),
+    }
+}
+
+fn opt_int(o: &Obj, key: &str, lo: i64) -> Result<Option<i64>, ApiError> {
+    match present(o, key) {
+        None => Ok(None),
+        Some(Value::Number(n)) => {
+            let v = n
+                .as_i64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
+                        .map(|f| f as i64)
+                })
+                .ok_or_else(|| {
+                    ApiError::invalid(key, format!("'{key}' must be an integer, got {n}"))
+                })?;
+            if v < lo {
+                return Err(ApiError::invalid(
+                    key,
+                    format!("'{key}' must be at least {lo}, got {v}"),
+                ));
+            }
+            Ok(Some(v))
+        }
+        Some(v) => Err(ApiError::invalid(
+            key,
+            format!("'{key}' must be an integer, got {}", type_name(v)),
+        )),
+    }
+}
+
+fn unsupported(key: &str, what: &str) -> ApiError {
+    ApiError::invalid(
+        key,
+        format!("'{key}' is not supported by tanto serve: {what}"),
+    )
+    .with_code("unsupported_parameter")
+}
+
+/// Fields shared by both endpoints.
+fn common(
+    o: &Obj,
+    default_model: Option<&str>,
+) -> Result<(String, GenerationParams, Option<usize>, bool, bool), ApiError> {
+    let model = match present(o, "model") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+        Some(Value::String(_)) => return Err(ApiError::invalid("model", "'model' is empty")),
+        Some(v) => {
+            return Err(ApiError::invalid(
+                "model",
+                format!("'model' must be a string, got {}", type_name(v)),
+            ))
+        }
+        None => match default_model {
+            Some(m) => m.to_string(),
+            None => {
+                return Err(ApiError::invalid(
+                    "model",
+                    "'model' is required; GET /v1/models lists the ids",
+                ))
+            }
+        },
+    };
+
+    if let Some(n) = opt_int(o, "n", 1)? {
+        if n != 1 {
+            return Err(ApiError::invalid(
+                "n",
+                format!("'n' must be 1 (tanto serve returns one choice per request), got {n}; send {n} requests instead"),
+            ));
+        }
+    }
+    if let Some(b) = opt_int(o, "best_of", 1)? {
+        if b != 1 {
+            return Err(unsupported("best_of", "only best_of = 1"));
+        }
+    }
+
+    let stream = opt_bool(o, "stream")?.unwrap_or(false);
+    let include_usage = match present(o, "stream_options") {
+        None => false,
+        Some(Value::Object(so)) => match present(so, "include_usage") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => {
+                return Err(ApiError::invalid(
+                    "stream_options.include_usage",
+                    format!(
+                        "'stream_options.include_usage' must be a boolean, got {}",
+                        type_name(v)
+                    ),
+                ))
+            }
+        },
+        Some(v) => {
+            return Err(ApiError::invalid(
+                "stream_options",
+                format!("'stream_options' must be an object, got {}", type_name(v)),
+            ))
+        }
+    };
+
+    let mut max_tokens = None;
+    for key in ["max_tokens", "max_completion_tokens"] {
+        if let Some(v) = opt_int(o, key, 1)? {
+            let v = usize::try_from(v).unwrap_or(usize::MAX);
+            max_tokens = Some(max_tokens.map_or(v, |m: usize| m.min(v)));
+        }
+    }
+
+    let mut p = GenerationParams::default();
+    if let Some(t) = opt_num(o, "temperature", 0.0, 2.0)? {
+        p.temperature = t as f32;
+    }
+    if let Some(v) = opt_num(o, "top_p", 0.0, 1.0)? {
+        if v <= 0.0 {
+            return Err(ApiError::invalid("top_p", "'top_p' must be greater than 0"));
+        }
+        p.top_p = if v >= 1.0 { None } else { Some(v as f32) };
+    }
+    if let Some(k) = opt_int(o, "top_k", 0)? {
+        p.top_k = (k > 0).then_some(k as usize);
+    }
+    if let Some(m) = opt_num(o, "min_p", 0.0, 1.0)? {
+        p.min_p = (m > 0.0).then_some(m as f32);
+    }
+    if let Some(f) = opt_num(o, "frequency_penalty", -2.0, 2.0)? {
+        p.frequency_penalty = f as f32;
+    }
+    if let Some(f) = opt_num(o, "presence_penalty", -2.0, 2.0)? {
+        p.presence_penalty = f as f32;
+    }
+    if let Some(r) = opt_num(o, "repetition_penalty", 0.0, 10.0)? {
+        if r <= 0.0 {
+            return Err(ApiError::invalid(
+                "repetition_penalty",
+                "'repetition_penalty' must be greater than 0 (1.0 = off)",
+            ));
+        }
+        p.repetition_penalty = r as f32;
+    }
+    match present(o, "seed") {
+        None => {}
+        Some(Value::Number(n)) => {
+            p.seed = Some(
+                n.as_u64()
+                    .or_else(|| n.as_i64().map(|i| i as u64))
+                    .ok_or_else(|| ApiError::invalid("seed", "'seed' must be an integer"))?,
+            )
+        }
+        Some(v) => {
+            return Err(ApiError::invalid(
+                "seed",
+                format!("'seed' must be an integer, got {}", type_name(v)),
+            ))
+        }
+    }
+    p.stop = match present(o, "stop") {
+        None => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => {
+            if a.len() > 16 {
+                return Err(ApiError::invalid(
+                    "stop",
+                    "'stop' may hold at most 16 strings",
+                ));
+            }
+            let mut out = Vec::new();
+            for (i, v) in a.iter().enumerate() {
+                match v {
+                    Value::String(s) => out.push(s.clone()),
+                    other => {
+                        return Err(ApiError::invalid(
+                            format!("stop[{i}]"),
+                            format!("'stop[{i}]' must be a string, got {}", type_name(other)),
+                        ))
+                    }
+                }
+            }
+            out
+        }
+        Some(v) => {
+            return Err(ApiError::invalid(
+                "stop",
+                format!(
+                    "'stop' must be a string or an array of strings, got {}",
+                    type_name(v)
+                ),
+            ))
+        }
+    };
+    if p.stop.iter().any(String::is_empty) {
+        return Err(ApiError::invalid(
+            "stop",
+            "'stop' strings must not be empty",
+        ));
+    }
+    p.stop.retain(|s| !s.is_empty());
+
+    if let Some(v) = present(o, "logprobs") {
+        if v != &Value::Bool(false) {
+            return Err(unsupported(
+                "logprobs",
+                "log probabilities are not returned yet",
+            ));
+        }
+    }
+    if let Some(v) = present(o, "top_logprobs") {
+        if v.as_u64() != Some(0) {
+            return Err(unsupported(
+                "top_logprobs",
+                "log probabilities are not returned yet",
+            ));
+        }
+    }
+    if let Some(v) = present(o, "logit_bias") {
+        if v.as_object().is_none_or(|m| !m.is_empty()) {
+            return Err(unsupported(
+                "logit_bias",
+                "logit biases are not applied yet",
+            ));
+        }
+    }
+    Ok((model, p, max_tokens, stream, include_usage))
+}
+
+fn body_object(body: &Value) -> Result<&Obj, ApiError> {
+    body.as_object().ok_or_else(|| {
+        ApiError::invalid(
+            "body",
+            format!(
+                "the request body must be a JSON object, got {}",
+                type_name(body)
+            ),
+        )
+    })
+}
+
+/// Parse `POST /v1/chat/completions`.
+pub fn parse_chat(body: &Value, default_model: Option<&str>) -> Result<GenRequest, ApiError> {
+    let o = body_object(body)?;
+    let msgs = match present(o, "messages") {
+        None => {
+            return Err(ApiError::invalid(
+                "messages",
+                "'messages' is required: an array of {role, content} objects",
+            ))
+        }
+        Some(Value::Array(a)) if a.is_empty() => {
+            return Err(ApiError::invalid(
+                "messages",
+                "'messages' must not be empty",
+            ))
+        }
+        Some(Value::Array(a)) => a,
+        Some(v) => {
+            return Err(ApiError::invalid(
+                "messages",
+                format!("'messages' must be an array, got {}", type_name(v)),
+            ))
+        }
+    };
+    let mut media = Request::Text;
+    let mut messages = Vec::with_capacity(msgs.len());
+    for (i, m) in msgs.iter().enumerate() {
+        let mo = m.as_object().ok_or_else(|| {
+            ApiError::invalid(
+                format!("messages[{i}]"),
+                format!("'messages[{i}]' must be an object"),
+            )
+        })?;
+        let role = match present(mo, "role") {
+            Some(Value::String(r)) => r.as_str(),
+            Some(v) => {
+                return Err(ApiError::invalid(
+                    format!("messages[{i}].role"),
+                    format!(
+                        "'messages[{i}].role' must be a string, got {}",
+                        type_name(v)
+                    ),
+                ))
+            }
+            None => {
+                return Err(ApiError::invalid(
+                    format!("messages[{i}].role"),
+                    format!("'messages[{i}].role' is required"),
+                ))
+            }
+        };
+        let role = match role {
+            "system" | "user" | "assistant" | "tool" => role.to_string(),
+            "developer" => "system".to_string(),
+            "function" => "tool".to_string(),
+            other => {
+                return Err(ApiError::invalid(
+                    format!("messages[{i}].role"),
+                    format!("'messages[{i}].role' must be one of system, developer, user, assistant, tool; got '{other}'"),
+                ))
+            }
+        };
+        let content = match present(mo, "content") {
+            None => {
+                if role == "assistant" {
+                    String::new()
+                } else {
+                    return Err(ApiError::invalid(
+                        format!("messages[{i}].content"),
+                        format!("'messages[{i}].content' is required"),
+                    ));
+                }
+            }
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(parts)) => {
+                let mut texts = Vec::new();
+                for (j, part) in parts.iter().enumerate() {
+                    let param = format!("messages[{i}].content[{j}]");
+                    let po = part.as_object().ok_or_else(|| {
+                        ApiError::invalid(&param, format!("'{param}' must be an object"))
+                    })?;
+                    match po.get("type").and_then(Value::as_str) {
+                        Some("text") | Some("input_text") => match po.get("text") {
+                            Some(Value::String(t)) => texts.push(t.clone()),
+                            _ => {
+                                return Err(ApiError::invalid(
+                                    format!("{param}.text"),
+                                    format!("'{param}.text' must be a string"),
+                                ))
+                            }
+                        },
+                        Some("refusal") => {}
+                        Some("image_url") | Some("input_image") | Some("image") => {
+                            media = Request::Vision;
+                        }
+                        Some("input_audio") | Some("audio") => {
+                            if media == Request::Text {
+                                media = Request::Audio;
+                            }
+                        }
+                        Some(t) => {
+                            return Err(ApiError::invalid(
+                                format!("{param}.type"),
+                                format!(
+                                "'{param}.type' must be text, image_url or input_audio; got '{t}'"
+                            ),
+                            ))
+                        }
+                        None => {
+                            return Err(ApiError::invalid(
+                                format!("{param}.type"),
+                                format!("'{param}.type' is required"),
+                            ))
+                        }
+                    }
+                }
+                texts.join("\n")
+            }
+            Some(v) => {
+                return Err(ApiError::invalid(
+                    format!("messages[{i}].content"),
+                    format!(
+                    "'messages[{i}].content' must be a string or an array of content parts, got {}",
+                    type_name(v)
+                ),
+                ))
+            }
+        };
+        messages.push(ChatMessage { role, content });
+    }
+
+    if let Some(tools) = present(o, "tools") {
+        if tools.as_array().is_none_or(|a| !a.is_empty()) {
+            return Err(unsupported(
+                "tools",
+                "tool/function calling is not implemented yet",
+            ));
+        }
+    }
+    if let Some(f) = present(o, "functions") {
+        if f.as_array().is_none_or(|a| !a.is_empty()) {
+            return Err(unsupported(
+                "functions",
+                "function calling is not implemented yet",
+            ));
+        }
+    }
+    match present(o, "response_format") {
+        None => {}
+        Some(Value::Object(rf)) => match rf.get("type").and_then(Value::as_str) {
+            Some("text") | Some("json_object") => {}
+            Some("json_schema") => {
+                return Err(unsupported(
+                    "response_format.type",
+                    "json_schema (constrained decoding) is not implemented; use json_object and describe the schema in the prompt",
+                ))
+            }
+            Some(t) => {
+                return Err(ApiError::invalid(
+                    "response_format.type",
+                    format!("'response_format.type' must be text or json_object, got '{t}'"),
+                ))
+            }
+            None => {
+                return Err(ApiError::invalid(
+                    "response_format.type",
+                    "'response_format.type' is required",
+                ))
+            }
+        },
+        Some(v) => {
+            return Err(ApiError::invalid(
+                "response_format",
+                format!("'response_format' must be an object, got {}", type_name(v)),
+            ))
+        }
+    }
+
+    let (model, params, max_tokens, stream, include_usage) = common(o, default_model)?;
+    Ok(GenRequest {
+        model,
+        prompt: Prompt::Chat(messages),
+        media,
+        stream,
+        include_usage,
+        max_tokens,
+        params,
+    })
+}
+
+/// Parse `POST /v1/completions`.
+pub fn parse_completion(body: &Value, default_model: Option<&str>) -> Result<GenRequest, ApiError> {
+    let o = body_object(body)?;
+    let prompt = match present(o, "prompt") {
+        None => {
+            return Err(ApiError::invalid(
+                "prompt",
+                "'prompt' is required (a string)",
+            ));
+        }
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(a)) => match a.as_slice() {
+            [Value::String(s)] => s.clone(),
+            [] => return Err(ApiError::invalid("prompt", "'prompt' must not be empty")),
+            [_] => return Err(ApiError::invalid(
+                "prompt",
+                "'prompt' must be a string or a list of one string (token arrays are not accepted)",
+            )),
+            many => {
+                return Err(ApiError::invalid(
+                    "prompt",
+                    format!(
+                        "'prompt' holds {} prompts; tanto serve takes one prompt per request",
+                        many.len()
+                    ),
+                ))
+            }
+        },
+        Some(v) => {
+            return Err(ApiError::invalid(
+                "prompt",
+                format!("'prompt' must be a string, got {}", type_name(v)),
+            ))
+        }
+    };
+    if opt_bool(o, "echo")? == Some(true) {
+        return Err(unsupported("echo", "only echo = false"));
+    }
+    if let Some(s) = present(o, "suffix") {
+        if s.as_str().is_none_or(|s| !s.is_empty()) {
+            return Err(unsupported(
+                "suffix",
+                "fill-in-the-middle suffixes; put the text in the prompt",
+            ));
+        }
+    }
+    let (model, params, max_tokens, stream, include_usage) = common(o, default_model)?;
+    Ok(GenRequest {
+        model,
+        prompt: Prompt::Text(prompt),
+        media: Request::Text,
+        stream,
+        include_usage,
+        max_tokens,
+        params,
+    })
+}
+
+pub fn finish_str(f: FinishReason) -> &'static str {
+    match f {
+        FinishReason::Length => "length",
+        FinishReason::Stop | FinishReason::Cancelled => "stop",
+    }
+}
+
+pub fn usage_json(u: &Usage) -> Value {
+    json!({
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.prompt_tokens + u.completion_tokens,
+    })
+}
+
+pub const FINGERPRINT: &str = concat!("tanto-", env!("CARGO_PKG_VERSION"));
+
+/// The ids and timestamps of one response (shared by all its chunks).
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub id: String,
+    pub created: u64,
+    pub model: String,
+    pub endpoint: Endpoint,
+}
+
+impl Meta {
+    pub fn new(endpoint: Endpoint, model: String) -> Self {
+        let prefix = match endpoint {
+            Endpoint::Chat => "chatcmpl-",
+            Endpoint::Completion => "cmpl-",
+        };
+        Self {
+            id: format!("{prefix}{}", &crate::util::random_hex()[..24]),
+            created: crate::util::unix_now(),
+            model,
+            endpoint,
+        }
+    }
+
+    /// A whole (non-streamed) response.
+    pub fn full(
+        &self,
+        content: &str,
+        reasoning: Option<&str>,
+        finish: FinishReason,
+        usage: &Usage,
+    ) -> Value {
+        match self.endpoint {
+            Endpoint::Chat => {
+                let mut message =
+                    json!({ "role": "assistant", "content": content, "refusal": null });
+                if let Some(r) = reasoning.filter(|r| !r.is_empty()) {
+                    message["reasoning_content"] = Value::from(r);
+                }
+                json!({
+                    "id": self.id,
+                    "object": "chat.completion",
+                    "created": self.created,
+                    "model": self.model,
+                    "system_fingerprint": FINGERPRINT,
+                    "choices": [{
+                        "index": 0,
+                        "message": message,
+                        "logprobs": null,
+                        "finish_reason": finish_str(finish),
+                    }],
+                    "usage": usage_json(usage),
+                })
+            }
+            Endpoint::Completion => json!({
+                "id": self.id,
+                "object": "text_completion",
+                "created": self.created,
+                "model": self.model,
+                "system_fingerprint": FINGERPRINT,
+                "choices": [{
+                    "index": 0,
+                    "text": content,
+                    "logprobs": null,
+                    "finish_reason": finish_str(finish),
+                }],
+                "usage": usage_json(usage),
+            }),
+        }
+    }
+
+    /// A streamed chunk with one choice. `delta` is the chat delta object
+    /// (ignored for completions, which use `text`).
+    pub fn chunk(
+        &self,
+        delta: Value,
+        text: &str,
+        finish: Option<&str>,
+        include_usage: bool,
+    ) -> Value {
+        let mut v = match self.endpoint {
+            Endpoint::Chat => json!({
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "system_fingerprint": FINGERPRINT,
+                "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }],
+            }),
+            Endpoint::Completion => json!({
+                "id": self.id,
+                "object": "text_completion",
+                "created": self.created,
+                "model": self.model,
+                "system_fingerprint": FINGERPRINT,
+                "choices": [{ "index": 0, "text": text, "logprobs": null, "finish_reason": finish }],
+            }),
+        };
+        if include_usage {
+            v["usage"] = Value::Null;
+        }
+        v
+    }
+
+    /// The final usage chunk (`stream_options.include_usage`): empty choices.
+    pub fn usage_chunk(&self, usage: &Usage) -> Value {
+        json!({
+            "id": self.id,
+            "object": match self.endpoint { Endpoint::Chat => "chat.completion.chunk", Endpoint::Completion => "text_completion" },
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": FINGERPRINT,
+            "choices": [],
+            "usage": usage_json(usage),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_param(v: Value) -> String {
+        parse_chat(&v, None).unwrap_err().param.unwrap_or_default()
+    }
+
+    #[test]
+    fn chat_validation_names_fields() {
+        assert_eq!(err_param(json!({"model":"m"})), "messages");
+        assert_eq!(err_param(json!({"model":"m","messages":[]})), "messages");
+        assert_eq!(
+            err_param(json!({"messages":[{"role":"user","content":"x"}]})),
+            "model"
+        );
+        assert_eq!(
+            err_param(json!({"model":"m","messages":[{"role":"robot","content":"x"}]})),
+            "messages[0].role"
+        );
+        assert_eq!(
+            err_param(json!({"model":"m","messages":[{"role":"user","content":5}]})),
+            "messages[0].content"
+        );
+        assert_eq!(
+            err_param(
+                json!({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":3})
+            ),
+            "temperature"
+        );
+        assert_eq!(
+            err_param(json!({"model":"m","messages":[{"role":"user","content":"x"}],"n":2})),
+            "n"
+        );
+        assert_eq!(
+            err_param(
+                json!({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0})
+            ),
+            "max_tokens"
+        );
+        assert_eq!(
+            err_param(json!({"model":"m","messages":[{"role":"user","content":"x"}],"stop":[1]})),
+            "stop[0]"
+        );
+        assert_eq!(
+            err_param(
+                json!({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"xml"}})
+            ),
+            "response_format.type"
+        );
+    }
+
+    #[test]
+    fn chat_parses() {
+        let r = parse_chat(
+            &json!({
+                "model": "m",
+                "messages": [
+                    {"role":"developer","content":"be brief"},
+                    {"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},
+                    {"role":"assistant","content":null},
+                    {"role":"tool","content":"42","tool_call_id":"x"}
+                ],
+                "stream": true,
+                "stream_options": {"include_usage": true},
+                "max_tokens": 50, "max_completion_tokens": 20,
+                "temperature": 0, "top_p": 1, "top_k": 5, "seed": 7, "stop": "END",
+                "response_format": {"type":"json_object"}
+            }),
+            None,
+        )
+        .unwrap();
+        assert!(r.stream && r.include_usage);
+        assert_eq!(r.max_tokens, Some(20));
+        assert_eq!(r.params.temperature, 0.0);
+        assert_eq!(r.params.top_p, None);
+        assert_eq!(r.params.top_k, Some(5));
+        assert_eq!(r.params.seed, Some(7));
+        assert_eq!(r.params.stop, vec!["END".to_string()]);
+        match r.prompt {
+            Prompt::Chat(m) => {
+                assert_eq!(m[0].role, "system");
+                assert_eq!(m[1].content, "a\nb");
+                assert_eq!(m[2].content, "");
+                assert_eq!(m[3].role, "tool");
+            }
+            _ => panic!(),
+        }
+        let img = parse_chat(
+            &json!({"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:x"}}]}]}),
+            None,
+        )
+        .unwrap();
+        assert_eq!(img.media, Request::Vision);
+    }
+
+    #[test]
+    fn completion_validation() {
+        let p = |v: Value| {
+            parse_completion(&v, Some("d"))
+                .unwrap_err()
+                .param
+                .unwrap_or_default()
+        };
+        assert_eq!(p(json!({})), "prompt");
+        assert_eq!(p(json!({"prompt":["a","b"]})), "prompt");
+        assert_eq!(p(json!({"prompt":[[1,2]]})), "prompt");
+        assert_eq!(p(json!({"prompt":"a","echo":true})), "echo");
+        let ok = parse_completion(&json!({"prompt":["hi"]}), Some("d")).unwrap();
+        assert_eq!(ok.model, "d");
+        assert!(matches!(ok.prompt, Prompt::Text(ref s) if s == "hi"));
+    }
+}

@@ -1,0 +1,611 @@
+//! The HTTP surface: router, middleware (request id, auth, shutdown gate,
+//! access log), handlers, and the serve loop with graceful shutdown.
+
+use std::future::{Future, IntoFuture};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tanto_core::error::ErrorType;
+use tanto_core::policy::{self, PolicyConfig, Request as PolicyRequest};
+use tanto_core::probe::{self, Probe};
+use tanto_core::resolve::{self, Location, Resolved};
+use tanto_core::store;
+use tanto_engine::Prompt;
+use tokio::sync::{mpsc, watch};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::error::{ApiError, PendingError};
+use crate::manager::{self, Job, Loader, Manager, Need};
+use crate::openai::{self, Endpoint, Meta};
+use crate::sse::{self, LogCtx};
+use crate::util;
+use crate::ServeConfig;
+
+pub struct AppState {
+    pub cfg: ServeConfig,
+    pub manager: Arc<Manager>,
+    shutting_down: Arc<AtomicBool>,
+    shutdown_tx: watch::Sender<bool>,
+    shutdown_rx: watch::Receiver<bool>,
+    started: Instant,
+}
+
+impl AppState {
+    pub fn new(cfg: ServeConfig, loader: Arc<dyn Loader>) -> anyhow::Result<Arc<Self>> {
+        let shutting_down = Arc::new(AtomicBool::new(false));
+        let manager = Arc::new(Manager::new(&cfg, loader, shutting_down.clone()));
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        Ok(Arc::new(Self {
+            cfg,
+            manager,
+            shutting_down,
+            shutdown_tx,
+            shutdown_rx,
+            started: Instant::now(),
+        }))
+    }
+
+    fn begin_shutdown(&self) {
+        if !self.shutting_down.swap(true, Ordering::SeqCst) {
+            tracing::info!("shutting down: no new requests; ending in-flight streams");
+        }
+        let _ = self.shutdown_tx.send(true);
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Clone)]
+pub struct RequestId(pub String);
+
+type St = State<Arc<AppState>>;
+
+fn router(state: Arc<AppState>) -> Router {
+    let mut app = Router::new()
+        .route("/health", get(health))
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{*id}", get(get_model))
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/completions", post(completions))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), gate));
+    // Outside in: front (request id, error bodies, access log) → CORS → gate
+    // (shutdown, API key) → routes. So preflights get a request id, and
+    // refusals (401, 503) still carry CORS headers a browser can read.
+    if let Some(cors) = cors_layer(&state.cfg.cors_origins) {
+        app = app.layer(cors);
+    }
+    app.layer(middleware::from_fn(front)).with_state(state)
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o.trim() == "*") {
+        AllowOrigin::any()
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o.trim().trim_end_matches('/')).ok())
+            .collect();
+        AllowOrigin::list(list)
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([header::HeaderName::from_static("x-request-id")])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn check_auth(key: &str, req: &Request) -> Result<(), ApiError> {
+    let Some(h) = req.headers().get(header::AUTHORIZATION) else {
+        return Err(ApiError::new(
+            ErrorType::Unauthorized,
+            "Missing API key: send the header 'Authorization: Bearer <key>' (the key given to tanto serve --api-key)",
+        )
+        .with_code("missing_api_key"));
+    };
+    let given = h
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            let (scheme, rest) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), key.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorType::Unauthorized,
+            "Invalid API key: check the key in 'Authorization: Bearer <key>'",
+        )
+        .with_code("invalid_api_key"))
+    }
+}
+
+/// Request id, error rendering, access log.
+async fn front(mut req: Request, next: Next) -> Response {
+    let t0 = Instant::now();
+    let rid = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| util::sane_request_id(s))
+        .map(str::to_string)
+        .unwrap_or_else(util::new_request_id);
+    req.extensions_mut().insert(RequestId(rid.clone()));
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let mut resp = next.run(req).await;
+
+    if let Some(PendingError(e)) = resp.extensions_mut().remove::<PendingError>() {
+        // Keep the headers (CORS, …); replace the body with the one naming the request id.
+        let status = resp.status();
+        *resp.body_mut() = Body::from(e.body(&rid).to_string());
+        resp.headers_mut().remove(header::CONTENT_LENGTH);
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status.is_server_error() {
+            tracing::warn!(request_id = %rid, %method, %path, status = status.as_u16(), error = %e.message, "request failed");
+        } else {
+            tracing::info!(request_id = %rid, %method, %path, status = status.as_u16(), error = %e.message, "request refused");
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    let ms = t0.elapsed().as_millis() as u64;
+    if path == "/health" {
+        tracing::debug!(request_id = %rid, %method, %path, status = resp.status().as_u16(), ms, "request");
+    } else {
+        tracing::info!(request_id = %rid, %method, %path, status = resp.status().as_u16(), ms, "request");
+    }
+    resp
+}
+
+/// Inside CORS: the shutdown gate and the API key check.
+async fn gate(State(st): St, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let is_v1 = path.starts_with("/v1/") || path == "/v1";
+    if st.is_shutting_down() && path != "/health" {
+        return ApiError::shutting_down().into_response();
+    }
+    if let (true, false, Some(key)) = (
+        is_v1,
+        req.method() == Method::OPTIONS,
+        st.cfg.api_key.as_deref(),
+    ) {
+        if let Err(e) = check_auth(key, &req) {
+            return e.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        ErrorType::InvalidRequest,
+        format!(
+            "No route {} {}; tanto serve has GET /health, GET /v1/models, GET /v1/models/{{id}}, POST /v1/chat/completions, POST /v1/completions",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+    .with_code("not_found")
+    .with_status(StatusCode::NOT_FOUND)
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        ErrorType::InvalidRequest,
+        format!(
+            "Method {} is not allowed on {}",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+    .with_code("method_not_allowed")
+    .with_status(StatusCode::METHOD_NOT_ALLOWED)
+}
+
+async fn health(State(st): St) -> Response {
+    let loaded: Vec<Value> = st
+        .manager
+        .loaded()
+        .iter()
+        .map(|l| json!({ "id": l.id, "queued": l.queued(), "context_length": l.info.context_length }))
+        .collect();
+    let status = if st.is_shutting_down() {
+        "shutting_down"
+    } else {
+        "ok"
+    };
+    let body = json!({
+        "status": status,
+        "service": "tanto",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": st.started.elapsed().as_secs(),
+        "loaded": loaded,
+    });
+    let code = if st.is_shutting_down() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn owned_by(r: &Resolved) -> String {
+    match &r.location {
+        Location::Cache { .. } => r
+            .name
+            .split_once('/')
+            .map(|(o, _)| o.to_string())
+            .unwrap_or_else(|| "local".into()),
+        Location::Folder { .. } => "workspace".into(),
+        Location::File { .. } => "local".into(),
+    }
+}
+
+fn model_json(r: &Resolved, p: &Probe, loaded: bool) -> Value {
+    json!({
+        "id": manager::model_id(r),
+        "object": "model",
+        "created": p.last_modified.map(util::unix_secs).unwrap_or(0),
+        "owned_by": owned_by(r),
+        "context_length": p.context_length,
+        "capabilities": manager::runnable_capabilities(p),
+        "loaded": loaded,
+        "format": p.format.as_str(),
+        "quantization": p.quantization.as_ref().and_then(|q| q.file_type.clone().or_else(|| q.bits.map(|b| format!("{b}bit")))),
+        "size_bytes": p.weights_bytes,
+    })
+}
+
+/// Every model in the stores, resolved as `tanto list` sees it.
+fn all_models(stores: &resolve::Stores) -> Vec<Resolved> {
+    let mut out = Vec::new();
+    if let Some(home) = &stores.workspace_home {
+        for dir in store::workspaces(home) {
+            let managed = store::is_workspace(&dir);
+            let display = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| dir.display().to_string());
+            out.push(Resolved {
+                name: dir.display().to_string(),
+                display_name: display,
+                location: Location::Folder { dir, managed },
+                fuzzy: false,
+            });
+        }
+    }
+    for repo in store::cache_repos(&stores.cache) {
+        let snapshot = repo.default_snapshot();
+        out.push(Resolved {
+            name: repo.repo_id.clone(),
+            display_name: repo.repo_id.clone(),
+            location: Location::Cache {
+                repo,
+                snapshot,
+                pinned: false,
+            },
+            fuzzy: false,
+        });
+    }
+    out
+}
+
+async fn list_models(State(st): St) -> Result<Response, ApiError> {
+    let stores = st.manager.stores().clone();
+    let loaded = st.manager.loaded();
+    let loaded_keys: Vec<String> = loaded.iter().map(|l| l.key.clone()).collect();
+    let default = st.manager.default_model.clone();
+    let mut data: Vec<(bool, String, Value)> = tokio::task::spawn_blocking(move || {
+        let models = all_models(&stores);
+        let mut out = Vec::new();
+        for r in models {
+            let p = probe::probe_resolved(&r);
+            let runnable = p.health.healthy && p.runtime.compatible && p.has(probe::CAP_TEXT);
+            if !runnable {
+                continue;
+            }
+            let key = manager::model_key(&r);
+            let is_loaded = loaded_keys.contains(&key);
+            out.push((is_loaded, key, model_json(&r, &p, is_loaded)));
+        }
+        out
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorType::InternalError, format!("listing failed: {e}")))?;
+    // Loaded models given by path (--allow-paths) are listed too.
+    for l in &loaded {
+        if !data.iter().any(|(_, k, _)| *k == l.key) {
+            data.push((
+                true,
+                l.key.clone(),
+                json!({
+                    "id": l.id,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "local",
+                    "context_length": l.info.context_length,
+                    "capabilities": l.capabilities,
+                    "loaded": true,
+                }),
+            ));
+        }
+    }
+    let preloaded: Option<String> = default.and_then(|d| {
+        loaded
+            .iter()
+            .find(|l| l.pinned && (l.id == d || l.key == d || l.id.ends_with(&d)))
+            .map(|l| l.key.clone())
+    });
+    data.sort_by(|a, b| {
+        let pa = preloaded.as_deref() == Some(a.1.as_str());
+        let pb = preloaded.as_deref() == Some(b.1.as_str());
+        pb.cmp(&pa)
+            .then_with(|| a.2["id"].as_str().cmp(&b.2["id"].as_str()))
+    });
+    let body = json!({ "object": "list", "data": data.into_iter().map(|(_, _, v)| v).collect::<Vec<_>>() });
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response())
+}
+
+async fn get_model(State(st): St, Path(id): Path<String>) -> Result<Response, ApiError> {
+    st.manager.check_spec(&id)?;
+    let stores = st.manager.stores().clone();
+    let (r, p) = tokio::task::spawn_blocking(move || {
+        resolve::resolve(&id, &stores)
+            .map(|r| {
+                let p = probe::probe_resolved(&r);
+                (r, p)
+            })
+            .map_err(ApiError::from)
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorType::InternalError, format!("lookup failed: {e}")))??;
+    let d = policy::decide(
+        &p,
+        PolicyRequest::Text,
+        &tanto_core::host::detect(),
+        &PolicyConfig::from_env(),
+    );
+    if let Some(e) = d.error {
+        return Err(e.into());
+    }
+    let key = manager::model_key(&r);
+    let loaded = st.manager.loaded().iter().any(|l| l.key == key);
+    let body = model_json(&r, &p, loaded);
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response())
+}
+
+/// Read the body as JSON within the size limit.
+async fn read_json(req: Request, limit: usize) -> Result<Value, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorType::PayloadTooLarge,
+            format!("The request body exceeds this server's limit of {limit} bytes; send less, or raise the limit (tanto serve --body-limit)"),
+        )
+    };
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit as u64 {
+            return Err(too_large());
+        }
+    }
+    let body: Body = req.into_body();
+    let bytes = match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                return Err(too_large());
+            }
+            return Err(ApiError::new(
+                ErrorType::InvalidRequest,
+                format!("Could not read the request body: {e}"),
+            ));
+        }
+    };
+    if bytes.is_empty() {
+        return Err(ApiError::invalid(
+            "body",
+            "The request body is empty; send a JSON object",
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            ErrorType::InvalidRequest,
+            format!("The request body is not valid JSON: {e}"),
+        )
+        .with_code("invalid_json")
+    })
+}
+
+async fn chat_completions(
+    State(st): St,
+    Extension(rid): Extension<RequestId>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    generate(st, rid.0, req, Endpoint::Chat).await
+}
+
+async fn completions(
+    State(st): St,
+    Extension(rid): Extension<RequestId>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    generate(st, rid.0, req, Endpoint::Completion).await
+}
+
+async fn generate(
+    st: Arc<AppState>,
+    request_id: String,
+    req: Request,
+    endpoint: Endpoint,
+) -> Result<Response, ApiError> {
+    let t0 = Instant::now();
+    let body = read_json(req, st.cfg.body_limit).await?;
+    let default_model = st.manager.default_model.as_deref();
+    let g = match endpoint {
+        Endpoint::Chat => openai::parse_chat(&body, default_model)?,
+        Endpoint::Completion => openai::parse_completion(&body, default_model)?,
+    };
+    drop(body);
+    let need = match (&g.prompt, endpoint) {
+        (Prompt::Chat(_), _) | (_, Endpoint::Chat) => Need::Chat,
+        _ => Need::Completion,
+    };
+    let model = st.manager.acquire(&g.model, need, g.media).await?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    model.submit(Job {
+        prompt: g.prompt,
+        params: g.params,
+        max_tokens: g.max_tokens.or(st.manager.default_max_tokens),
+        events: tx,
+    })?;
+    let mut sd = st.shutdown_rx.clone();
+    let first = tokio::select! {
+        biased;
+        ev = rx.recv() => ev,
+        _ = sd.wait_for(|v| *v) => return Err(ApiError::shutting_down()),
+    };
+    let prompt_tokens = match first {
+        Some(manager::Event::Started { prompt_tokens }) => prompt_tokens,
+        Some(manager::Event::Done(Err(e))) => {
+            return Err(ApiError::from_generation(&e, endpoint.prompt_param()))
+        }
+        _ => {
+            return Err(ApiError::new(
+                ErrorType::InternalError,
+                "the model worker stopped before starting this request",
+            ))
+        }
+    };
+    let log = LogCtx {
+        request_id,
+        model: model.id.clone(),
+        t0,
+        queued: t0.elapsed(),
+        prompt_tokens,
+    };
+    let meta = Meta::new(endpoint, model.id.clone());
+    if g.stream {
+        Ok(sse::stream_response(
+            meta,
+            rx,
+            st.shutdown_rx.clone(),
+            g.include_usage,
+            log,
+        ))
+    } else {
+        sse::collect_response(meta, rx, st.shutdown_rx.clone(), log).await
+    }
+}
+
+/// Serve until `shutdown` resolves, then drain.
+pub async fn run<F>(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: F,
+) -> anyhow::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let app = router(state.clone());
+    let st = state.clone();
+    let signal = async move {
+        shutdown.await;
+        st.begin_shutdown();
+    };
+    let keep_alive = state.cfg.keep_alive;
+    let reaper = {
+        let m = state.manager.clone();
+        let tick = (keep_alive / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
+        tokio::spawn(async move {
+            let mut iv = tokio::time::interval(tick);
+            loop {
+                iv.tick().await;
+                m.reap_idle(keep_alive);
+            }
+        })
+    };
+    let mut rx = state.shutdown_rx.clone();
+    let grace = state.cfg.shutdown_grace;
+    let deadline = async move {
+        let _ = rx.wait_for(|v| *v).await;
+        tokio::time::sleep(grace).await;
+    };
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .into_future();
+    let res = tokio::select! {
+        r = server => r.map_err(anyhow::Error::from),
+        _ = deadline => {
+            tracing::warn!(grace_s = grace.as_secs_f64(), "connections still open after the grace period; closing them");
+            Ok(())
+        }
+    };
+    reaper.abort();
+    state.begin_shutdown();
+    state.manager.unload_all();
+    tracing::info!("tanto serve stopped");
+    res
+}

@@ -1,0 +1,914 @@
+//! The HTTP API against a real server on 127.0.0.1:0 with a fake engine:
+//! shapes, streaming, every error status, auth, limits, queueing,
+//! disconnects, eviction and graceful shutdown. No model files needed.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const CHAT: &str = "test/fake-chat";
+
+async fn post(s: &TestServer, path: &str, body: &Value) -> reqwest::Response {
+    client().post(s.url(path)).json(body).send().await.unwrap()
+}
+
+async fn err_of(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    assert!(resp.headers().contains_key("x-request-id"));
+    let v: Value = resp.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{v}"
+    );
+    assert!(v["error"]["type"].is_string(), "{v}");
+    assert!(
+        v["request_id"].as_str().is_some_and(|r| !r.is_empty()),
+        "{v}"
+    );
+    (status, v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_request_ids() {
+    let s = TestServer::start(|_| {}).await;
+    let r = client().get(s.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(rid.starts_with("req_"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "ok");
+
+    // A sane incoming id is honoured, an odd one replaced.
+    let r = client()
+        .get(s.url("/health"))
+        .header("X-Request-ID", "my-trace-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "my-trace-42");
+    let r = client()
+        .get(s.url("/health"))
+        .header("X-Request-ID", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.headers()["x-request-id"], "bad id with spaces");
+
+    // Errors carry the same id in the body.
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .header("X-Request-ID", "trace-err-1")
+        .json(&json!({"model": CHAT}))
+        .send()
+        .await
+        .unwrap();
+    let (st, v) = err_of(r).await;
+    assert_eq!(st, 400);
+    assert_eq!(v["request_id"], "trace-err-1");
+    assert_eq!(v["error"]["param"], "messages");
+
+    // Unknown route: JSON 404.
+    let (st, v) = err_of(client().get(s.url("/v2/nothing")).send().await.unwrap()).await;
+    assert_eq!(st, 404);
+    assert_eq!(v["error"]["code"], "not_found");
+    let (st, _) = err_of(
+        client()
+            .get(s.url("/v1/chat/completions"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 405);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_list_and_retrieve() {
+    let s = TestServer::start(|_| {}).await;
+    let v: Value = client()
+        .get(s.url("/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["object"], "list");
+    let data = v["data"].as_array().unwrap();
+    let ids: Vec<&str> = data.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    // Healthy, runnable text models only.
+    assert_eq!(
+        ids,
+        vec![
+            "test/fake-base",
+            "test/fake-chat",
+            "test/fake-chat-2",
+            "test/fake-tiny"
+        ]
+    );
+    let chat = data.iter().find(|m| m["id"] == CHAT).unwrap();
+    assert_eq!(chat["object"], "model");
+    assert_eq!(chat["owned_by"], "test");
+    assert_eq!(chat["context_length"], 256);
+    assert_eq!(chat["capabilities"], json!(["text-generation", "chat"]));
+    assert_eq!(chat["loaded"], false);
+    assert!(chat["created"].as_u64().unwrap() > 0);
+    let base = data.iter().find(|m| m["id"] == "test/fake-base").unwrap();
+    assert_eq!(base["capabilities"], json!(["text-generation"]));
+
+    // Retrieve: the id contains a slash.
+    let r = client()
+        .get(s.url("/v1/models/test/fake-chat"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let m: Value = r.json().await.unwrap();
+    assert_eq!(m["id"], CHAT);
+    let (st, v) = err_of(
+        client()
+            .get(s.url("/v1/models/nope/missing"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 404);
+    assert_eq!(v["error"]["type"], "model_not_found");
+    let (st, _) = err_of(
+        client()
+            .get(s.url("/v1/models/test/broken"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 422);
+
+    // After a request the model shows as loaded.
+    let r = post(&s, "/v1/chat/completions", &chat_body(CHAT, "hi", false)).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = client()
+        .get(s.url("/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let chat = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == CHAT)
+        .unwrap()
+        .clone();
+    assert_eq!(chat["loaded"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_non_stream_shape() {
+    let s = TestServer::start(|_| {}).await;
+    let r = post(
+        &s,
+        "/v1/chat/completions",
+        &chat_body(CHAT, "hello count=3", false),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-request-id"));
+    let v: Value = r.json().await.unwrap();
+    assert!(v["id"].as_str().unwrap().starts_with("chatcmpl-"));
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["model"], CHAT);
+    assert!(v["created"].as_u64().unwrap() > 1_600_000_000);
+    let c = &v["choices"][0];
+    assert_eq!(c["index"], 0);
+    assert_eq!(c["message"]["role"], "assistant");
+    assert_eq!(c["message"]["content"], "t0 t1 t2 ");
+    assert_eq!(c["finish_reason"], "stop");
+    assert!(c["message"].get("reasoning_content").is_none());
+    let u = &v["usage"];
+    assert_eq!(u["prompt_tokens"], 4);
+    assert_eq!(u["completion_tokens"], 3);
+    assert_eq!(u["total_tokens"], 7);
+
+    // Another spelling resolves to the same model (an alias, no second load).
+    let r = post(
+        &s,
+        "/v1/chat/completions",
+        &chat_body("TEST/Fake-Chat", "again", false),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.counters.loads.load(Ordering::SeqCst), 1);
+
+    // max_tokens → finish_reason length.
+    let mut b = chat_body(CHAT, "count=10", false);
+    b["max_tokens"] = json!(2);
+    let v: Value = post(&s, "/v1/chat/completions", &b)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+    assert_eq!(v["usage"]["completion_tokens"], 2);
+
+    // Reasoning goes to reasoning_content.
+    let v: Value = post(
+        &s,
+        "/v1/chat/completions",
+        &chat_body(CHAT, "think count=1", false),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v["choices"][0]["message"]["reasoning_content"], "pondering");
+    assert_eq!(v["choices"][0]["message"]["content"], "t0 ");
+
+    // Content-part arrays and the developer role are accepted.
+    let b = json!({"model": CHAT, "messages": [
+        {"role":"developer","content":"be brief"},
+        {"role":"user","content":[{"type":"text","text":"count=1"}]}
+    ]});
+    let r = post(&s, "/v1/chat/completions", &b).await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_stream_shape() {
+    let s = TestServer::start(|_| {}).await;
+    let mut b = chat_body(CHAT, "think count=3", true);
+    b["stream_options"] = json!({"include_usage": true});
+    let r = post(&s, "/v1/chat/completions", &b).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    assert!(r.headers().contains_key("x-request-id"));
+    let (events, done) = read_sse(r).await;
+    assert!(done, "stream ends with [DONE]");
+    let id = events[0]["id"].as_str().unwrap().to_string();
+    for e in &events {
+        assert_eq!(e["object"], "chat.completion.chunk");
+        assert_eq!(e["id"], id.as_str());
+        assert_eq!(e["model"], CHAT);
+    }
+    assert_eq!(events[0]["choices"][0]["delta"]["role"], "assistant");
+    let mut content = String::new();
+    let mut reasoning = String::new();
+    for e in &events[1..] {
+        if let Some(c) = e["choices"].get(0) {
+            content.push_str(c["delta"]["content"].as_str().unwrap_or(""));
+            reasoning.push_str(c["delta"]["reasoning_content"].as_str().unwrap_or(""));
+        }
+    }
+    assert_eq!(content, "t0 t1 t2 ");
+    assert_eq!(reasoning, "pondering");
+    let n = events.len();
+    assert_eq!(events[n - 2]["choices"][0]["finish_reason"], "stop");
+    assert_eq!(events[n - 2]["choices"][0]["delta"], json!({}));
+    let usage = &events[n - 1];
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["completion_tokens"], 3);
+    assert_eq!(
+        usage["usage"]["total_tokens"],
+        usage["usage"]["prompt_tokens"].as_u64().unwrap() + 3
+    );
+
+    // Without include_usage: no usage chunk, no usage field.
+    let r = post(
+        &s,
+        "/v1/chat/completions",
+        &chat_body(CHAT, "count=2", true),
+    )
+    .await;
+    let (events, done) = read_sse(r).await;
+    assert!(done);
+    assert!(events.iter().all(|e| e.get("usage").is_none()));
+    assert_eq!(
+        events.last().unwrap()["choices"][0]["finish_reason"],
+        "stop"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_stream_and_not() {
+    let s = TestServer::start(|_| {}).await;
+    let b = json!({"model": "test/fake-base", "prompt": "Once upon count=2", "max_tokens": 8});
+    let r = post(&s, "/v1/completions", &b).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["id"].as_str().unwrap().starts_with("cmpl-"));
+    assert_eq!(v["object"], "text_completion");
+    assert_eq!(v["choices"][0]["text"], "t0 t1 ");
+    assert_eq!(v["choices"][0]["logprobs"], Value::Null);
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert_eq!(v["usage"]["completion_tokens"], 2);
+
+    let b = json!({"model": "test/fake-base", "prompt": ["count=3"], "stream": true,
+                   "stream_options": {"include_usage": true}});
+    let (events, done) = read_sse(post(&s, "/v1/completions", &b).await).await;
+    assert!(done);
+    let text: String = events
+        .iter()
+        .filter_map(|e| e["choices"].get(0).and_then(|c| c["text"].as_str()))
+        .collect();
+    assert_eq!(text, "t0 t1 t2 ");
+    assert!(events.iter().all(|e| e["object"] == "text_completion"));
+    assert_eq!(events.last().unwrap()["usage"]["completion_tokens"], 3);
+
+    // Chat models serve completions too.
+    let r = post(
+        &s,
+        "/v1/completions",
+        &json!({"model": CHAT, "prompt": "x count=1"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_errors_name_the_field() {
+    let s = TestServer::start(|_| {}).await;
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "/v1/chat/completions",
+            json!({"model": CHAT, "messages": "hi"}),
+            "messages",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"messages": [{"role":"user","content":"x"}]}),
+            "model",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": CHAT, "messages": [{"role":"bot","content":"x"}]}),
+            "messages[0].role",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": CHAT, "messages": [{"role":"user","content":"x"}], "temperature": "hot"}),
+            "temperature",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": CHAT, "messages": [{"role":"user","content":"x"}], "n": 3}),
+            "n",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": CHAT, "messages": [{"role":"user","content":"x"}], "max_tokens": -1}),
+            "max_tokens",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": CHAT, "messages": [{"role":"user","content":"x"}], "top_p": 1.5}),
+            "top_p",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": CHAT, "messages": [{"role":"user","content":"x"}], "response_format": {"type":"json_schema"}}),
+            "response_format.type",
+        ),
+        (
+            "/v1/completions",
+            json!({"model": CHAT, "prompt": ["a", "b"]}),
+            "prompt",
+        ),
+        (
+            "/v1/completions",
+            json!({"model": CHAT, "prompt": "a", "echo": true}),
+            "echo",
+        ),
+    ];
+    for (path, body, param) in cases {
+        let (st, v) = err_of(post(&s, path, &body).await).await;
+        assert_eq!(st, 400, "{body}");
+        assert_eq!(v["error"]["param"], param, "{body} → {v}");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+    }
+    // Not JSON at all.
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    let (st, v) = err_of(r).await;
+    assert_eq!(st, 400);
+    assert_eq!(v["error"]["code"], "invalid_json");
+
+    // Prompt longer than the context → 400 context_length_exceeded.
+    let long = "w ".repeat(40);
+    let (st, v) = err_of(
+        post(
+            &s,
+            "/v1/chat/completions",
+            &chat_body("test/fake-tiny", &long, false),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert_eq!(v["error"]["code"], "context_length_exceeded");
+    assert_eq!(v["error"]["param"], "messages");
+    // max_tokens is capped by the room left in the context (16 - 4 prompt).
+    let mut b = chat_body("test/fake-tiny", "hi count=50", false);
+    b["max_tokens"] = json!(1000);
+    let v: Value = post(&s, "/v1/chat/completions", &b)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["usage"]["completion_tokens"], 12);
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_error_statuses() {
+    let s = TestServer::start(|_| {}).await;
+    let check = |model: &'static str, status: u16, ty: &'static str| {
+        let s = &s;
+        async move {
+            let (st, v) =
+                err_of(post(s, "/v1/chat/completions", &chat_body(model, "hi", false)).await).await;
+            assert_eq!(
+                (st, v["error"]["type"].as_str().unwrap()),
+                (status, ty),
+                "{model}: {v}"
+            );
+            assert_eq!(v["error"]["param"], "model");
+            v
+        }
+    };
+    let v = check("nothing-like-this", 404, "model_not_found").await;
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("tanto"),
+        "says what to do: {v}"
+    );
+    check("test/broken", 422, "unhealthy_model").await;
+    let v = check("test/fake-base", 400, "capability_mismatch").await;
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("/v1/completions"));
+    check("test/embedder", 400, "capability_mismatch").await;
+    check("test/weird-arch", 501, "runtime_incompatible").await;
+    check("test/mlx-4bit", 501, "missing_backend").await;
+    // Ambiguous fuzzy name → 400 listing the candidates.
+    let v = check("fake", 400, "ambiguous_match").await;
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("test/fake-chat-2"));
+    // Images to a text-only model → capability mismatch.
+    let b = json!({"model": CHAT, "messages": [{"role":"user","content":[
+        {"type":"text","text":"what is this"},
+        {"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]});
+    let (st, v) = err_of(post(&s, "/v1/chat/completions", &b).await).await;
+    assert_eq!(
+        (st, v["error"]["type"].as_str().unwrap()),
+        (400, "capability_mismatch")
+    );
+    // Paths are refused unless --allow-paths.
+    let (st, v) =
+        err_of(post(&s, "/v1/chat/completions", &chat_body("/etc", "hi", false)).await).await;
+    assert_eq!(st, 403);
+    assert_eq!(v["error"]["param"], "model");
+    let (st, _) = err_of(client().get(s.url("/v1/models//etc")).send().await.unwrap()).await;
+    assert_eq!(st, 403);
+    // Nothing was loaded for any of these.
+    assert_eq!(s.counters.loads.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_paths_loads_by_path() {
+    let s = TestServer::start(|c| c.allow_paths = true).await;
+    let file = s.fixture.snap(CHAT).join("fake-chat.Q4_0.gguf");
+    let r = post(
+        &s,
+        "/v1/chat/completions",
+        &chat_body(file.to_str().unwrap(), "count=1", false),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insufficient_memory_is_507() {
+    let s = TestServer::start(|c| c.memory_budget = Some(16)).await;
+    let (st, v) =
+        err_of(post(&s, "/v1/chat/completions", &chat_body(CHAT, "hi", false)).await).await;
+    assert_eq!(st, 507);
+    assert_eq!(v["error"]["type"], "insufficient_memory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_key_is_required_when_set() {
+    let s = TestServer::start(|c| c.api_key = Some("sekrit".into())).await;
+    let (st, v) =
+        err_of(post(&s, "/v1/chat/completions", &chat_body(CHAT, "hi", false)).await).await;
+    assert_eq!(st, 401);
+    assert_eq!(v["error"]["code"], "missing_api_key");
+    let r = client()
+        .get(s.url("/v1/models"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    let (st, v) = err_of(r).await;
+    assert_eq!(st, 401);
+    assert_eq!(v["error"]["code"], "invalid_api_key");
+    let r = client()
+        .get(s.url("/v1/models"))
+        .bearer_auth("sekrit")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // /health stays open for probes.
+    let r = client().get(s.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_limit_is_413() {
+    let s = TestServer::start(|c| c.body_limit = 1024).await;
+    let big = chat_body(CHAT, &"x".repeat(4096), false);
+    let (st, v) = err_of(post(&s, "/v1/chat/completions", &big).await).await;
+    assert_eq!(st, 413);
+    assert_eq!(v["error"]["type"], "payload_too_large");
+    // Chunked (no Content-Length) bodies are limited too.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        vec![Ok(vec![b' '; 800]), Ok(vec![b' '; 800])];
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let (st, _) = err_of(r).await;
+    assert_eq!(st, 413);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnect_stops_generation() {
+    let s = TestServer::start(|_| {}).await;
+    let r = post(
+        &s,
+        "/v1/chat/completions",
+        &chat_body(CHAT, "count=100000 delay=5", true),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let mut rd = SseReader::new(r);
+    for _ in 0..4 {
+        rd.next().await.expect("event");
+    }
+    drop(rd);
+    // The generation stops within a token or two of noticing.
+    assert!(
+        eventually(Duration::from_secs(5), || s
+            .counters
+            .running
+            .load(Ordering::SeqCst)
+            == 0)
+        .await,
+        "generation still running after the client left"
+    );
+    let made = s.counters.tokens.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        s.counters.tokens.load(Ordering::SeqCst),
+        made,
+        "no tokens after stopping"
+    );
+    assert!(made < 1000, "made {made} tokens");
+    // The next request is served promptly.
+    let t0 = Instant::now();
+    let r = post(
+        &s,
+        "/v1/chat/completions",
+        &chat_body(CHAT, "count=1", false),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(t0.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_one_model_queue_fifo() {
+    let s = TestServer::start(|_| {}).await;
+    // Warm the model so the requests below race only for the queue.
+    post(
+        &s,
+        "/v1/chat/completions",
+        &chat_body(CHAT, "count=1", false),
+    )
+    .await;
+    let mut handles = Vec::new();
+    for i in 0..4 {
+        let url = s.url("/v1/chat/completions");
+        handles.push(tokio::spawn(async move {
+            let t0 = Instant::now();
+            let r = client()
+                .post(url)
+                .json(&chat_body(CHAT, &format!("req{i} count=5 delay=10"), false))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().await.unwrap();
+            (
+                v["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                t0.elapsed(),
+            )
+        }));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for h in handles {
+        let (content, _) = h.await.unwrap();
+        assert_eq!(content, "t0 t1 t2 t3 t4 ");
+    }
+    assert_eq!(
+        s.counters.max_running.load(Ordering::SeqCst),
+        1,
+        "one generation at a time per model"
+    );
+    // /health answers while generations run.
+    let url = s.url("/v1/chat/completions");
+    let bg = tokio::spawn(async move {
+        client()
+            .post(url)
+            .json(&chat_body(CHAT, "count=40 delay=10", false))
+            .send()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t0 = Instant::now();
+    let r = client().get(s.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(t0.elapsed() < Duration::from_millis(300));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["loaded"][0]["id"], CHAT);
+    bg.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lru_and_keep_alive_eviction() {
+    let s = TestServer::start(|c| {
+        c.max_loaded = 1;
+        c.keep_alive = Duration::from_millis(300);
+    })
+    .await;
+    let loaded = |s: &TestServer| {
+        let url = s.url("/health");
+        async move {
+            let v: Value = client()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["loaded"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    post(
+        &s,
+        "/v1/chat/completions",
+        &chat_body(CHAT, "count=1", false),
+    )
+    .await;
+    assert_eq!(loaded(&s).await, vec![CHAT.to_string()]);
+    post(
+        &s,
+        "/v1/chat/completions",
+        &chat_body("test/fake-chat-2", "count=1", false),
+    )
+    .await;
+    assert_eq!(loaded(&s).await, vec!["test/fake-chat-2".to_string()]);
+    assert_eq!(s.counters.loads.load(Ordering::SeqCst), 2);
+    // A refused request never unloads the loaded model.
+    post(
+        &s,
+        "/v1/chat/completions",
+        &chat_body("test/broken", "x", false),
+    )
+    .await;
+    assert_eq!(loaded(&s).await, vec!["test/fake-chat-2".to_string()]);
+    // Idle past keep-alive → unloaded.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(loaded(&s).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preloaded_default_model() {
+    let s = TestServer::start(|c| {
+        c.model = Some(CHAT.into());
+        c.keep_alive = Duration::from_millis(100);
+    })
+    .await;
+    assert_eq!(s.counters.loads.load(Ordering::SeqCst), 1);
+    // `model` may be omitted when --model is set.
+    let r = post(
+        &s,
+        "/v1/chat/completions",
+        &json!({"messages":[{"role":"user","content":"count=1"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = client()
+        .get(s.url("/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"][0]["id"], CHAT, "preloaded model listed first");
+    // Pinned: not unloaded for idleness.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let v: Value = client()
+        .get(s.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["loaded"][0]["id"], CHAT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preload_failure_fails_startup() {
+    let fx = Fixture::new();
+    let mut cfg = base_config(&fx);
+    cfg.model = Some("test/broken".into());
+    let counters = std::sync::Arc::new(Counters::default());
+    let r = tanto_server::Server::bind_with_loader(cfg, std::sync::Arc::new(FakeLoader(counters)))
+        .await;
+    let msg = r.err().expect("must fail").to_string();
+    assert!(msg.contains("unhealthy"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_error_mid_stream_is_a_final_event() {
+    let s = TestServer::start(|_| {}).await;
+    let r = post(
+        &s,
+        "/v1/chat/completions",
+        &chat_body(CHAT, "count=5 fail=2", true),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let (events, done) = read_sse(r).await;
+    assert!(done, "[DONE] follows the error event");
+    let last = events.last().unwrap();
+    assert_eq!(last["error"]["type"], "execution_error", "{last}");
+    assert!(last["request_id"].is_string());
+    // Non-streaming: a plain 500 error body.
+    let (st, v) = err_of(
+        post(
+            &s,
+            "/v1/chat/completions",
+            &chat_body(CHAT, "fail=0", false),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 500);
+    assert_eq!(v["error"]["type"], "execution_error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_cuts_streams_with_a_final_event() {
+    let mut s = TestServer::start(|_| {}).await;
+    let r = post(
+        &s,
+        "/v1/chat/completions",
+        &chat_body(CHAT, "count=100000 delay=5", true),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let mut rd = SseReader::new(r);
+    for _ in 0..3 {
+        rd.next().await.expect("event");
+    }
+    let t0 = Instant::now();
+    s.shutdown();
+    let mut last = Vec::new();
+    while let Some(ev) = rd.next().await {
+        last.push(ev);
+    }
+    let n = last.len();
+    assert!(n >= 2);
+    assert_eq!(last[n - 1], "[DONE]");
+    let err: Value = serde_json::from_str(&last[n - 2]).unwrap();
+    assert_eq!(err["error"]["type"], "server_shutdown");
+    let res = tokio::time::timeout(Duration::from_secs(5), s.handle.take().unwrap())
+        .await
+        .expect("server stops promptly")
+        .unwrap();
+    assert!(res.is_ok());
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert!(
+        eventually(Duration::from_secs(2), || s
+            .counters
+            .running
+            .load(Ordering::SeqCst)
+            == 0)
+        .await
+    );
+    // No longer accepting.
+    assert!(client().get(s.url("/health")).send().await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_when_configured() {
+    let s = TestServer::start(|c| {
+        c.cors_origins = vec!["http://localhost:3000".into()];
+        c.api_key = Some("k".into());
+    })
+    .await;
+    let r = client()
+        .request(reqwest::Method::OPTIONS, s.url("/v1/chat/completions"))
+        .header("Origin", "http://localhost:3000")
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    // Preflights need no key; the real request does, and its refusal is readable.
+    let r = client()
+        .get(s.url("/v1/models"))
+        .header("Origin", "http://localhost:3000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    let (_, v) = err_of(r).await;
+    assert_eq!(v["error"]["code"], "missing_api_key");
+    let r = client()
+        .get(s.url("/v1/models"))
+        .header("Origin", "http://localhost:3000")
+        .bearer_auth("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    let r = client()
+        .get(s.url("/v1/models"))
+        .header("Origin", "http://evil.example")
+        .bearer_auth("k")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    // Without the option: no CORS headers at all.
+    let s2 = TestServer::start(|_| {}).await;
+    let r = client()
+        .get(s2.url("/v1/models"))
+        .header("Origin", "http://localhost:3000")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}

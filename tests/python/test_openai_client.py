@@ -1,0 +1,234 @@
+"""The official `openai` client against a real `tanto serve`, unchanged.
+
+The fixture starts `tanto serve` (``$TANTO_BIN``, else ``target/release/tanto``,
+else ``target/debug/tanto``) on a free loopback port over a temporary
+Hugging Face cache that links the SmolLM2-135M GGUF test model
+(``${TANTO_TEST_MODELS:-~/.cache/tanto/test-models}``), and stops it with
+SIGTERM, checking it exits 0.
+
+``TANTO_BASE_URL`` (plus optional ``TANTO_TEST_MODEL_ID``) points the tests at
+an already running server instead. Without a binary or the model the tests
+skip, unless ``TANTO_REQUIRE_TEST_MODELS`` is set, which turns skips into
+failures.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import openai
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF"
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _skip(reason: str) -> None:
+    if os.environ.get("TANTO_REQUIRE_TEST_MODELS"):
+        pytest.fail(f"TANTO_REQUIRE_TEST_MODELS is set but {reason}")
+    pytest.skip(reason)
+
+
+def _binary() -> Path | None:
+    cands = []
+    if os.environ.get("TANTO_BIN"):
+        cands.append(Path(os.environ["TANTO_BIN"]))
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    cands += [target / "release" / "tanto", target / "debug" / "tanto"]
+    for c in cands:
+        if c.is_file():
+            ok = subprocess.run(
+                [str(c), "serve", "--help"], capture_output=True, check=False
+            ).returncode == 0
+            if ok:
+                return c
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"tanto serve exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("tanto serve did not become healthy")
+
+
+@pytest.fixture(scope="session")
+def server():
+    """(base_url, model_id) of a running server."""
+    if os.environ.get("TANTO_BASE_URL"):
+        base = os.environ["TANTO_BASE_URL"].rstrip("/")
+        model = os.environ.get("TANTO_TEST_MODEL_ID")
+        if not model:
+            client = openai.OpenAI(base_url=f"{base}/v1", api_key="none")
+            model = client.models.list().data[0].id
+        yield base, model
+        return
+
+    models = Path(os.environ.get("TANTO_TEST_MODELS", Path.home() / ".cache/tanto/test-models"))
+    gguf = models / "smollm2-135m-instruct-gguf" / GGUF
+    if not gguf.is_file():
+        _skip(f"test model {gguf} is absent (run scripts/fetch-test-models.sh)")
+    binary = _binary()
+    if binary is None:
+        _skip("no tanto binary with a `serve` subcommand (set TANTO_BIN)")
+
+    hf_home = Path(tempfile.mkdtemp(prefix="tanto-pytest-"))
+    repo = hf_home / "hub" / ("models--" + MODEL_ID.replace("/", "--"))
+    snap = repo / "snapshots" / COMMIT
+    snap.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(COMMIT)
+    (snap / GGUF).symlink_to(gguf)
+
+    port = _free_port()
+    env = dict(os.environ, HF_HOME=str(hf_home))
+    for k in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TANTO_WORKSPACE_HOME", "MLXK_WORKSPACE_HOME"):
+        env.pop(k, None)
+    proc = subprocess.Popen(
+        [str(binary), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc)
+        yield base, MODEL_ID
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                code = proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise AssertionError("tanto serve did not exit within 15 s of SIGTERM")
+            assert code == 0, f"tanto serve exited with {code} after SIGTERM"
+        shutil.rmtree(hf_home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    base, _ = server
+    return openai.OpenAI(base_url=f"{base}/v1", api_key=os.environ.get("TANTO_API_KEY", "none"))
+
+
+@pytest.fixture(scope="session")
+def model(server):
+    return server[1]
+
+
+MESSAGES = [
+    {"role": "system", "content": "You are a concise assistant."},
+    {"role": "user", "content": "What is the capital of France? Answer in one word."},
+]
+
+
+def test_models_list(client, model):
+    page = client.models.list()
+    ids = [m.id for m in page.data]
+    assert model in ids
+    m = next(m for m in page.data if m.id == model)
+    assert m.object == "model"
+    assert isinstance(m.created, int)
+    assert m.owned_by
+    extra = m.model_extra or {}
+    assert "text-generation" in extra["capabilities"]
+    assert "chat" in extra["capabilities"]
+    assert isinstance(extra["context_length"], int)
+    assert isinstance(extra["loaded"], bool)
+
+
+def test_models_retrieve(client, model):
+    m = client.models.retrieve(model)
+    assert m.id == model
+
+
+def test_chat_non_stream(client, model):
+    r = client.chat.completions.create(model=model, messages=MESSAGES, temperature=0, max_tokens=16)
+    assert r.object == "chat.completion"
+    assert r.id.startswith("chatcmpl-")
+    assert r.model == model
+    assert len(r.choices) == 1
+    c = r.choices[0]
+    assert c.message.role == "assistant"
+    assert c.message.content and c.message.content.strip()
+    assert c.finish_reason in ("stop", "length")
+    assert r.usage.prompt_tokens > 0
+    assert r.usage.completion_tokens > 0
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+
+
+def test_chat_stream(client, model):
+    full = client.chat.completions.create(model=model, messages=MESSAGES, temperature=0, max_tokens=16)
+    stream = client.chat.completions.create(
+        model=model,
+        messages=MESSAGES,
+        temperature=0,
+        max_tokens=16,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, finish, usage, n = "", None, None, 0
+    for chunk in stream:
+        n += 1
+        assert chunk.object == "chat.completion.chunk"
+        if chunk.usage is not None:
+            usage = chunk.usage
+        if chunk.choices:
+            d = chunk.choices[0].delta
+            text += d.content or ""
+            finish = chunk.choices[0].finish_reason or finish
+    assert n >= 3
+    assert finish in ("stop", "length")
+    assert text == full.choices[0].message.content, "greedy stream matches the non-streamed answer"
+    assert usage is not None and usage.completion_tokens == full.usage.completion_tokens
+
+
+def test_completions(client, model):
+    r = client.completions.create(model=model, prompt="The capital of France is", max_tokens=8, temperature=0)
+    assert r.object == "text_completion"
+    assert r.choices[0].text
+    assert r.choices[0].finish_reason in ("stop", "length")
+    assert r.usage.completion_tokens <= 8
+
+    text = ""
+    for chunk in client.completions.create(
+        model=model, prompt="The capital of France is", max_tokens=8, temperature=0, stream=True
+    ):
+        if chunk.choices:
+            text += chunk.choices[0].text
+    assert text == r.choices[0].text
+
+
+def test_errors_are_typed(client, model):
+    with pytest.raises(openai.NotFoundError) as e:
+        client.chat.completions.create(model="no-such-model-anywhere", messages=MESSAGES)
+    assert e.value.status_code == 404
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=model, messages=MESSAGES, n=2)
+    assert "n" in str(e.value)
+    assert e.value.response.headers.get("x-request-id")
