@@ -9,6 +9,9 @@ export TANTO_TEST_MODELS="${TANTO_TEST_MODELS:-$HOME/.cache/tanto/test-models}"
 
 bash scripts/fetch-test-models.sh
 
+# The binary first: the server's SIGTERM test and the Python test drive the real `tanto serve`.
+cargo build --bin tanto
+export TANTO_BIN="$CARGO_TARGET_DIR/debug/tanto"
 cargo test --workspace --all-targets
 
 if [ -f tests/python/test_openai_client.py ]; then
@@ -17,6 +20,5 @@ if [ -f tests/python/test_openai_client.py ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet -r tests/python/requirements.txt
   fi
-  cargo build --bin tanto
-  TANTO_BIN="$CARGO_TARGET_DIR/debug/tanto" "$venv/bin/pytest" -q tests/python
+  "$venv/bin/pytest" -q tests/python
 fi

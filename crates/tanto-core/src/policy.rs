@@ -141,14 +141,14 @@ fn capability_mismatch(p: &Probe, req: Request) -> TantoError {
                 "Model '{name}' is an embedding model and cannot do {}",
                 req.as_str()
             ),
-            format!("use `tanto embed {name} TEXT` or POST /v1/embeddings"),
+            "it produces vectors, not text; pick a text model (`tanto list` shows their TYPE as chat or base). This build has no embeddings engine yet".to_string(),
         ),
         (ModelKind::Audio, _) => (
             format!(
                 "Model '{name}' is a speech-to-text model and cannot do {}",
                 req.as_str()
             ),
-            format!("use `tanto run {name} --audio FILE` or POST /v1/audio/transcriptions"),
+            "it transcribes audio, not text prompts; pick a text model (`tanto list`). This build has no speech-to-text engine yet".to_string(),
         ),
         (_, Request::Embeddings) => (
             format!("Model '{name}' is not an embedding model"),

@@ -277,10 +277,12 @@ fn scan_files(root: &Path) -> Vec<FileEntry> {
             } else {
                 format!("{prefix}/{name}")
             };
-            let Ok(lmeta) = fs::symlink_metadata(e.path()) else {
+            // The entry's type comes with the directory listing (no syscall);
+            // one stat follows symlinks for the size.
+            let Ok(ft) = e.file_type() else {
                 continue;
             };
-            let symlink = lmeta.file_type().is_symlink();
+            let symlink = ft.is_symlink();
             match fs::metadata(e.path()) {
                 Ok(m) if m.is_dir() => {
                     if name.starts_with('.') || name == "__pycache__" {
@@ -348,6 +350,14 @@ pub fn context_length_from_config(cfg: &Value) -> Option<u64> {
 
 const LFS_MARKER: &[u8] = b"version https://git-lfs.github.com/spec/v1";
 
+/// Could this file be a Git LFS pointer (~130 bytes: version, `oid sha256:<64 hex>`,
+/// size)? Only files LFS would track are read — weights, tokenizer files and other
+/// binaries, not JSON configs (parsed anyway) or READMEs — keeping `list` to a
+/// handful of reads per model.
+fn may_be_lfs_pointer(f: &FileEntry) -> bool {
+    !f.dangling && (100..1024).contains(&f.size) && f.kind != "config" && f.kind != "readme"
+}
+
 fn is_lfs_pointer(path: &Path, size: u64) -> bool {
     if size >= 1024 {
         return false;
@@ -369,24 +379,12 @@ fn shard_pattern(name: &str) -> Option<(u32, u32)> {
     Some((idx.parse().ok()?, total.parse().ok()?))
 }
 
-fn has_template_in(path: &Path) -> bool {
-    // Byte-gated: only parse files that mention chat_template at all.
-    let Ok(bytes) = fs::read(path) else {
-        return false;
-    };
-    if !bytes
-        .windows(b"\"chat_template\"".len())
-        .any(|w| w == b"\"chat_template\"")
-    {
-        return false;
-    }
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(v) => match v.get("chat_template") {
-            Some(Value::String(s)) => !s.trim().is_empty(),
-            Some(Value::Array(a)) => !a.is_empty(),
-            _ => false,
-        },
-        Err(_) => false,
+/// A non-empty `chat_template` (string, or a list of named templates).
+fn has_template_value(v: &Value) -> bool {
+    match v.get("chat_template") {
+        Some(Value::String(s)) => !s.trim().is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        _ => false,
     }
 }
 
@@ -523,11 +521,14 @@ pub fn probe(t: &ProbeTarget) -> Probe {
         }
         return finish(p, ctx);
     };
-    if !dir.is_dir() {
-        ctx.fail("path_missing", "Model path does not exist");
-        return finish(p, ctx);
-    }
-    p.last_modified = fs::metadata(&dir).and_then(|m| m.modified()).ok();
+    let dir_meta = match fs::metadata(&dir) {
+        Ok(m) if m.is_dir() => m,
+        _ => {
+            ctx.fail("path_missing", "Model path does not exist");
+            return finish(p, ctx);
+        }
+    };
+    p.last_modified = dir_meta.modified().ok();
 
     // ---- files
     let mut files = scan_files(&dir);
@@ -540,6 +541,7 @@ pub fn probe(t: &ProbeTarget) -> Probe {
         files.retain(|e| e.path == name);
     }
     p.size_bytes = files.iter().map(|f| f.size).sum();
+    let exists = |n: &str| files.iter().any(|f| f.path == n && !f.dangling);
 
     // ---- partial downloads and dangling links
     if let Some(repo) = &t.repo {
@@ -640,7 +642,7 @@ pub fn probe(t: &ProbeTarget) -> Probe {
 
     // ---- config.json
     let cfg_path = dir.join("config.json");
-    let config: Option<Value> = if t.file.is_some() {
+    let config: Option<Value> = if t.file.is_some() || !exists("config.json") {
         None
     } else {
         match read_json(&cfg_path) {
@@ -662,7 +664,7 @@ pub fn probe(t: &ProbeTarget) -> Probe {
             }
         }
     };
-    let cfg_exists = cfg_path.is_file() && t.file.is_none();
+    let cfg_exists = exists("config.json") && t.file.is_none();
     let cfg = config.clone().unwrap_or(Value::Object(Map::new()));
     p.config = config.clone();
     let model_type = str_field(&cfg, "model_type").map(str::to_ascii_lowercase);
@@ -712,7 +714,7 @@ pub fn probe(t: &ProbeTarget) -> Probe {
     // LFS pointers (any small file carrying the marker), empty weights.
     let lfs: Vec<&str> = files
         .iter()
-        .filter(|f| !f.dangling && is_lfs_pointer(&dir.join(&f.path), f.size))
+        .filter(|f| may_be_lfs_pointer(f) && is_lfs_pointer(&dir.join(&f.path), f.size))
         .map(|f| f.path.as_str())
         .collect();
     if !lfs.is_empty() {
@@ -821,11 +823,11 @@ pub fn probe(t: &ProbeTarget) -> Probe {
     }
 
     // ---- tokenizer files and templates
-    let exists = |n: &str| files.iter().any(|f| f.path == n && !f.dangling);
     let tok_cfg = dir.join("tokenizer_config.json");
-    if t.file.is_none() && tok_cfg.is_file() {
+    let mut tok_cfg_template = false;
+    if t.file.is_none() && exists("tokenizer_config.json") {
         match read_json(&tok_cfg) {
-            Some(Ok(v)) if v.is_object() => {}
+            Some(Ok(v)) if v.is_object() => tok_cfg_template = has_template_value(&v),
             Some(Ok(_)) => ctx.fail(
                 "tokenizer_invalid",
                 "tokenizer_config.json exists but invalid",
@@ -844,7 +846,7 @@ pub fn probe(t: &ProbeTarget) -> Probe {
     let template_files = t.file.is_none()
         && (exists("chat_template.jinja")
             || exists("chat_template.json")
-            || has_template_in(&tok_cfg));
+            || tok_cfg_template);
 
     if let Some(h) = &gguf_header {
         let arch = h.architecture().map(str::to_ascii_lowercase);
@@ -923,7 +925,10 @@ pub fn probe(t: &ProbeTarget) -> Probe {
             && !causal)
         || (p.format == Format::Gguf
             && matches!(mt.as_str(), "bert" | "nomic-bert" | "jina-bert-v2"));
-    let preproc = read_json(&dir.join("preprocessor_config.json")).and_then(Result::ok);
+    let preproc = exists("preprocessor_config.json")
+        .then(|| read_json(&dir.join("preprocessor_config.json")))
+        .flatten()
+        .and_then(Result::ok);
     let is_audio = STT_TYPES.iter().any(|s| mt.contains(s))
         || preproc
             .as_ref()
@@ -939,7 +944,7 @@ pub fn probe(t: &ProbeTarget) -> Probe {
             .get("vision_config")
             .and_then(Value::as_object)
             .is_some_and(|o| !o.is_empty())
-            || VISION_TYPES.contains(&mt.as_str())
+            || (p.format != Format::Gguf && VISION_TYPES.contains(&mt.as_str()))
             || ((exists("preprocessor_config.json")
                 || exists("processor_config.json")
                 || exists("image_processor_config.json"))
@@ -993,7 +998,7 @@ pub fn probe(t: &ProbeTarget) -> Probe {
             "Tokenizer missing: no tokenizer.json, tokenizer.model or vocab files",
         );
     }
-    if tok_cfg.is_file() && !exists("tokenizer.json") && !exists("tokenizer.model") && !is_audio {
+    if exists("tokenizer_config.json") && !exists("tokenizer.json") && !exists("tokenizer.model") && !is_audio {
         // Only a problem when nothing else can tokenise.
         if !hf_tokenizer {
             ctx.fail(
@@ -1045,7 +1050,10 @@ fn check_index(dir: &Path, files: &[FileEntry], sts: &[&FileEntry], ctx: &mut Ct
     let idx_path = dir.join("model.safetensors.index.json");
     let on_disk: BTreeSet<&str> = sts.iter().map(|f| f.path.as_str()).collect();
     let repair = "tanto convert SRC DST --repair-index".to_string();
-    if idx_path.is_file() {
+    if files
+        .iter()
+        .any(|f| f.path == "model.safetensors.index.json" && !f.dangling)
+    {
         let Some(Ok(idx)) = read_json(&idx_path) else {
             ctx.fail(
                 "index_invalid",

@@ -9,7 +9,16 @@ pub const GGUF_TEXT_ARCHITECTURES: &[&str] =
     &["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma3"];
 
 /// config.json `model_type` values the safetensors text backend loads (f32/f16/bf16).
-pub const SAFETENSORS_TEXT_MODEL_TYPES: &[&str] = &["llama", "mistral", "qwen2", "qwen3", "phi3"];
+pub const SAFETENSORS_TEXT_MODEL_TYPES: &[&str] = &[
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "phi3",
+    "gemma",
+    "gemma2",
+    "gemma3_text",
+];
 
 /// Encoder embedders (config.json `model_type`).
 pub const EMBEDDING_MODEL_TYPES: &[&str] = &[];

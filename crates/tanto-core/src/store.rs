@@ -44,13 +44,14 @@ impl CacheRepo {
         if let Ok(rd) = fs::read_dir(self.dir.join("snapshots")) {
             for e in rd.flatten() {
                 let path = e.path();
-                if !path.is_dir() {
+                let Ok(meta) = fs::metadata(&path) else { continue };
+                if !meta.is_dir() {
                     continue;
                 }
                 let Some(commit) = e.file_name().to_str().map(str::to_string) else {
                     continue;
                 };
-                let mtime = fs::metadata(&path).and_then(|m| m.modified()).ok();
+                let mtime = meta.modified().ok();
                 out.push(Snapshot {
                     commit,
                     path,
@@ -89,13 +90,24 @@ impl CacheRepo {
     /// The snapshot a bare name means: the one `refs/main` points at if present,
     /// else the newest.
     pub fn default_snapshot(&self) -> Option<Snapshot> {
-        let snaps = self.snapshots();
-        if let Some(main) = self.refs().get("main") {
-            if let Some(s) = snaps.iter().find(|s| &s.commit == main) {
-                return Some(s.clone());
+        // Fast path (list probes every repo): read refs/main and stat that one
+        // snapshot instead of walking refs/ and snapshots/.
+        if let Ok(main) = fs::read_to_string(self.dir.join("refs").join("main")) {
+            let commit = main.trim();
+            if !commit.is_empty() && !commit.contains(['/', '\\']) && commit != ".." {
+                let path = self.dir.join("snapshots").join(commit);
+                if let Ok(m) = fs::metadata(&path) {
+                    if m.is_dir() {
+                        return Some(Snapshot {
+                            commit: commit.to_string(),
+                            path,
+                            mtime: m.modified().ok(),
+                        });
+                    }
+                }
             }
         }
-        snaps.into_iter().next()
+        self.snapshots().into_iter().next()
     }
 
     /// Find a snapshot by commit prefix or ref name (case-insensitive prefix).

@@ -209,6 +209,12 @@ pub fn run(a: Args) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
+    if resolved.fuzzy {
+        eprintln!(
+            "tanto run: note: '{}' matched {}",
+            a.model, resolved.display_name
+        );
+    }
     let probe = probe::probe_resolved(&resolved);
     let (plan, decision) = match policy::plan(
         &probe,
