@@ -54,7 +54,7 @@ pub struct Args {
     #[arg(long, env = "TANTO_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// Allowed CORS origin (repeatable; `*` for any)
-    #[arg(long = "cors-origin", env = "TANTO_CORS_ORIGIN", value_delimiter = ',')]
+    #[arg(long = "cors-origin", env = "TANTO_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origin: Vec<String>,
     /// Log level: error, warn, info, debug, trace
     #[arg(long, env = "TANTO_LOG_LEVEL", default_value = "info")]
@@ -74,6 +74,9 @@ pub struct Args {
     /// Largest request body (e.g. 50M)
     #[arg(long, env = "TANTO_BODY_LIMIT", default_value = "50M", value_parser = parse_size)]
     pub body_limit: u64,
+    /// Bytes of weights that may be loaded at once (e.g. 8G); default 70% of available memory
+    #[arg(long, env = "TANTO_MEMORY_BUDGET", value_parser = parse_size)]
+    pub memory_budget: Option<u64>,
     /// Engine threads per model
     #[arg(long, env = "TANTO_THREADS")]
     pub threads: Option<usize>,
@@ -101,6 +104,7 @@ pub fn run(a: Args) -> i32 {
         allow_paths: a.allow_paths,
         body_limit: usize::try_from(a.body_limit).unwrap_or(usize::MAX),
         threads: a.threads,
+        memory_budget: a.memory_budget,
         ..ServeConfig::default()
     };
     match tanto_server::run_blocking(cfg) {
