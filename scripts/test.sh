@@ -14,6 +14,9 @@ cargo build --bin tanto
 export TANTO_BIN="$CARGO_TARGET_DIR/debug/tanto"
 cargo test --workspace --all-targets
 
+# Interop with the real Python huggingface_hub on one cache (fake hub on loopback).
+HF_HUB_PIN="huggingface_hub==1.33.0" bash scripts/hf-interop.sh
+
 if [ -f tests/python/test_openai_client.py ]; then
   venv="$HOME/.cache/tanto/pyvenv"
   if [ ! -x "$venv/bin/pytest" ]; then
