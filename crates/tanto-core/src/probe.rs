@@ -355,7 +355,12 @@ const LFS_MARKER: &[u8] = b"version https://git-lfs.github.com/spec/v1";
 /// binaries, not JSON configs (parsed anyway) or READMEs — keeping `list` to a
 /// handful of reads per model.
 fn may_be_lfs_pointer(f: &FileEntry) -> bool {
-    !f.dangling && (100..1024).contains(&f.size) && f.kind != "config" && f.kind != "readme"
+    !f.dangling
+        && (100..1024).contains(&f.size)
+        && f.kind != "config"
+        && f.kind != "readme"
+        // Parsed (and reported as invalid JSON) on its own.
+        && f.path != "tokenizer_config.json"
 }
 
 fn is_lfs_pointer(path: &Path, size: u64) -> bool {
@@ -844,9 +849,7 @@ pub fn probe(t: &ProbeTarget) -> Probe {
         || (exists("vocab.json") && exists("merges.txt"))
         || exists("tekken.json");
     let template_files = t.file.is_none()
-        && (exists("chat_template.jinja")
-            || exists("chat_template.json")
-            || tok_cfg_template);
+        && (exists("chat_template.jinja") || exists("chat_template.json") || tok_cfg_template);
 
     if let Some(h) = &gguf_header {
         let arch = h.architecture().map(str::to_ascii_lowercase);
@@ -998,7 +1001,11 @@ pub fn probe(t: &ProbeTarget) -> Probe {
             "Tokenizer missing: no tokenizer.json, tokenizer.model or vocab files",
         );
     }
-    if exists("tokenizer_config.json") && !exists("tokenizer.json") && !exists("tokenizer.model") && !is_audio {
+    if exists("tokenizer_config.json")
+        && !exists("tokenizer.json")
+        && !exists("tokenizer.model")
+        && !is_audio
+    {
         // Only a problem when nothing else can tokenise.
         if !hf_tokenizer {
             ctx.fail(

@@ -44,7 +44,9 @@ impl CacheRepo {
         if let Ok(rd) = fs::read_dir(self.dir.join("snapshots")) {
             for e in rd.flatten() {
                 let path = e.path();
-                let Ok(meta) = fs::metadata(&path) else { continue };
+                let Ok(meta) = fs::metadata(&path) else {
+                    continue;
+                };
                 if !meta.is_dir() {
                     continue;
                 }

@@ -54,7 +54,11 @@ pub struct Args {
     #[arg(long, env = "TANTO_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// Allowed CORS origin (repeatable; `*` for any)
-    #[arg(long = "cors-origin", env = "TANTO_CORS_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long = "cors-origin",
+        env = "TANTO_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
     pub cors_origin: Vec<String>,
     /// Log level: error, warn, info, debug, trace
     #[arg(long, env = "TANTO_LOG_LEVEL", default_value = "info")]
