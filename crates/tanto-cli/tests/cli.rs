@@ -1,0 +1,675 @@
+//! End-to-end tests of the `tanto` binary on synthetic hub caches: list / health /
+//! show --explain / rm, the JSON envelope, exit codes, and insta snapshots of the
+//! human output.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use tanto_testkit::hub::{self, commit_hash};
+use tanto_testkit::presets::{self, Broken};
+use tanto_testkit::{workspace, HubCache};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tanto");
+
+/// A temp HOME with `hf/hub` (the cache) and `ws` (the workspace home).
+struct Env {
+    tmp: tempfile::TempDir,
+    cache: HubCache,
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+impl Env {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = HubCache::new(tmp.path().join("hf/hub"));
+        std::fs::create_dir_all(tmp.path().join("ws")).unwrap();
+        Self { tmp, cache }
+    }
+
+    /// Every healthy preset, every broken case, and one managed workspace.
+    fn standard() -> Self {
+        let env = Self::new();
+        presets::standard_cache(&env.cache);
+        workspace::write_workspace(
+            &env.ws_home().join("my-llama-ws"),
+            &presets::hf_chat(),
+            Some("tanto-test/tiny-llama-chat"),
+        );
+        env
+    }
+
+    fn ws_home(&self) -> PathBuf {
+        self.tmp.path().join("ws")
+    }
+
+    fn root(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("HOME", self.root())
+            .env("HF_HOME", self.root().join("hf"))
+            .env("HF_HUB_CACHE", self.cache.root())
+            .env("TANTO_WORKSPACE_HOME", self.ws_home())
+            .env("TANTO_MEMORY_AVAILABLE", "16G")
+            .env("NO_COLOR", "1")
+            .env_remove("HUGGINGFACE_HUB_CACHE")
+            .env_remove("MLXK_WORKSPACE_HOME")
+            .env_remove("TANTO_MEMORY_THRESHOLD")
+            .env_remove("XDG_CACHE_HOME")
+            .current_dir(self.root())
+            .output()
+            .expect("run tanto");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
+            stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
+        }
+    }
+
+    /// Run with `--json`, expect `code`, return the envelope (shape checked).
+    fn json(&self, args: &[&str], code: i32) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = self.run(&a);
+        assert_eq!(
+            out.code, code,
+            "tanto {a:?}\nstdout:\n{}\nstderr:\n{}",
+            out.stdout, out.stderr
+        );
+        let v = out.json();
+        assert_envelope(&v);
+        v
+    }
+}
+
+fn assert_envelope(v: &Value) {
+    let keys: Vec<&str> = v
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["status", "command", "data", "error"], "{v:#}");
+    match v["status"].as_str() {
+        Some("success") => assert!(v["error"].is_null()),
+        Some("error") => {
+            assert!(
+                v["error"]["type"].is_string() && v["error"]["message"].is_string(),
+                "{v:#}"
+            )
+        }
+        other => panic!("bad status {other:?}"),
+    }
+}
+
+fn is_utc_z(s: &str) -> bool {
+    let b = s.as_bytes();
+    s.len() == 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'Z'
+        && s.chars().filter(char::is_ascii_digit).count() == 14
+}
+
+/// Expected (framework, model_type, capabilities) of each healthy preset.
+fn expected_healthy(id: &str) -> (&'static str, &'static str, Vec<&'static str>) {
+    match id {
+        "tanto-test/tiny-llama-chat-GGUF" => ("GGUF", "chat", vec!["text-generation", "chat"]),
+        "tanto-test/tiny-llama-chat" => ("PyTorch", "chat", vec!["text-generation", "chat"]),
+        "mlx-community/tiny-llama-chat-4bit" => ("MLX", "chat", vec!["text-generation", "chat"]),
+        "sentence-transformers/tiny-minilm" => ("PyTorch", "embedding", vec!["embeddings"]),
+        "openai/whisper-tiny-test" => ("PyTorch", "audio", vec!["audio", "audio-translate-en"]),
+        "llava-hf/tiny-llava" => ("PyTorch", "chat", vec!["text-generation", "chat", "vision"]),
+        other => panic!("unexpected preset {other}"),
+    }
+}
+
+fn find<'a>(models: &'a [Value], name: &str) -> &'a Value {
+    models
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not listed"))
+}
+
+// ---------------------------------------------------------------------------
+// list / health
+
+#[test]
+fn list_json_classifies_every_entry() {
+    let env = Env::standard();
+    let v = env.json(&["list"], 0);
+    assert_eq!(v["command"], "list");
+    let models = v["data"]["models"].as_array().unwrap();
+    let n_presets = presets::healthy_presets().len();
+    assert_eq!(models.len(), n_presets + Broken::ALL.len() + 1);
+    assert_eq!(v["data"]["count"], models.len());
+
+    for m in models {
+        for key in [
+            "name",
+            "hash",
+            "size_bytes",
+            "last_modified",
+            "framework",
+            "model_type",
+            "capabilities",
+            "health",
+            "runtime_compatible",
+            "reason",
+            "cached",
+        ] {
+            assert!(m.get(key).is_some(), "{key} missing in {m:#}");
+        }
+        assert!(m["size_bytes"].as_u64().unwrap() > 0);
+        assert!(m["capabilities"].is_array());
+        assert!(
+            is_utc_z(m["last_modified"].as_str().unwrap()),
+            "{}",
+            m["last_modified"]
+        );
+    }
+
+    for (id, _) in presets::healthy_presets() {
+        let m = find(models, id);
+        let (fw, ty, caps) = expected_healthy(id);
+        assert_eq!(m["framework"], fw, "{id}");
+        assert_eq!(m["model_type"], ty, "{id}");
+        assert_eq!(m["capabilities"], serde_json::json!(caps), "{id}");
+        assert_eq!(m["health"], "healthy", "{id}: {}", m["reason"]);
+        assert_eq!(m["cached"], true);
+        assert_eq!(m["hash"], commit_hash(id));
+        assert_eq!(m["last_modified"], "2024-01-02T03:04:05Z");
+        // Runnable exactly when no reason is given.
+        assert_eq!(
+            m["runtime_compatible"].as_bool().unwrap(),
+            m["reason"].is_null(),
+            "{id}: {m:#}"
+        );
+    }
+    // MLX is never runnable here, and says so.
+    let mlx = find(models, "mlx-community/tiny-llama-chat-4bit");
+    assert_eq!(mlx["runtime_compatible"], false);
+    assert!(mlx["reason"].as_str().unwrap().contains("MLX"));
+    // The GGUF llama is runnable when this build has the engine.
+    let gguf = find(models, "tanto-test/tiny-llama-chat-GGUF");
+    let runnable = tanto_core::registry::supports(tanto_core::plan::Backend::GgufText, "llama");
+    assert_eq!(gguf["runtime_compatible"], runnable);
+    assert_eq!(gguf["quantization"]["file_type"], "Q4_0");
+
+    for b in Broken::ALL {
+        let m = find(models, &b.repo_id());
+        assert_eq!(m["health"], "unhealthy", "{b:?}");
+        assert_eq!(m["runtime_compatible"], false, "{b:?}");
+        let reason = m["reason"].as_str().unwrap();
+        assert!(reason.contains(b.mentions()), "{b:?}: {reason}");
+        assert_eq!(m["problems"][0]["code"], b.code(), "{b:?}");
+    }
+
+    // The workspace: absolute path as name, display_name, not cached.
+    let ws = models.iter().find(|m| m["cached"] == false).unwrap();
+    assert_eq!(ws["display_name"], "my-llama-ws");
+    assert!(ws["name"].as_str().unwrap().ends_with("/ws/my-llama-ws"));
+    assert!(ws["hash"].is_null());
+    assert_eq!(ws["origin"], "tanto-test/tiny-llama-chat");
+}
+
+#[test]
+fn list_json_pattern_filters_case_insensitively() {
+    let env = Env::standard();
+    let v = env.json(&["list", "TINY-LLAMA"], 0);
+    let mut names: Vec<&str> = v["data"]["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "mlx-community/tiny-llama-chat-4bit",
+            "tanto-test/tiny-llama-chat",
+            "tanto-test/tiny-llama-chat-GGUF"
+        ]
+    );
+}
+
+#[test]
+fn health_json_classifies_every_entry() {
+    let env = Env::standard();
+    let v = env.json(&["health"], 0);
+    assert_eq!(v["command"], "health");
+    let healthy = v["data"]["healthy"].as_array().unwrap();
+    let unhealthy = v["data"]["unhealthy"].as_array().unwrap();
+    let n_presets = presets::healthy_presets().len();
+    assert_eq!(healthy.len(), n_presets + 1);
+    assert_eq!(unhealthy.len(), Broken::ALL.len());
+    assert_eq!(
+        v["data"]["summary"]["total"],
+        n_presets + 1 + Broken::ALL.len()
+    );
+    assert_eq!(v["data"]["summary"]["healthy_count"], healthy.len());
+    assert_eq!(v["data"]["summary"]["unhealthy_count"], unhealthy.len());
+    for h in healthy {
+        assert_eq!(h["status"], "healthy");
+        assert_eq!(h["reason"], "Model is healthy");
+    }
+    for b in Broken::ALL {
+        let e = find(unhealthy, &b.repo_id());
+        assert_eq!(e["status"], "unhealthy");
+        assert!(
+            e["reason"].as_str().unwrap().contains(b.mentions()),
+            "{b:?}: {}",
+            e["reason"]
+        );
+        assert_eq!(e["problems"][0]["code"], b.code());
+    }
+    // Blob-level damage comes with the command that repairs it.
+    let dangling = find(unhealthy, &Broken::DanglingSymlink.repo_id());
+    assert_eq!(dangling["fix"], "tanto pull broken/dangling-symlink");
+}
+
+#[test]
+fn health_json_one_model_and_errors() {
+    let env = Env::standard();
+    let v = env.json(&["health", "broken/truncated-gguf"], 0);
+    assert_eq!(v["data"]["summary"]["total"], 1);
+    assert_eq!(
+        v["data"]["unhealthy"][0]["problems"][0]["code"],
+        "truncated_gguf"
+    );
+    let v = env.json(&["health", "no-such-model"], 1);
+    assert_eq!(v["error"]["type"], "model_not_found");
+    let v = env.json(&["health", "broken"], 1);
+    assert_eq!(v["error"]["type"], "ambiguous_match");
+    let matches = v["error"]["matches"].as_array().unwrap();
+    let mut sorted = matches.clone();
+    sorted.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+    assert_eq!(matches, &sorted);
+    assert_eq!(matches.len(), Broken::ALL.len());
+}
+
+// ---------------------------------------------------------------------------
+// show --explain
+
+fn gate_names(explain: &Value) -> Vec<&str> {
+    explain["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["gate"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn show_explain_json_lists_gates() {
+    let env = Env::standard();
+    let v = env.json(
+        &["show", "mlx-community/tiny-llama-chat-4bit", "--explain"],
+        0,
+    );
+    assert_eq!(v["command"], "show");
+    let model = &v["data"]["model"];
+    assert_eq!(model["framework"], "MLX");
+    assert_eq!(model["quantization_config"]["bits"], 4);
+    let ex = &v["data"]["explain"];
+    assert_eq!(
+        gate_names(ex),
+        ["health", "capability", "backend", "runtime", "memory"]
+    );
+    assert_eq!(ex["verdict"], "block");
+    assert_eq!(ex["http_status"], 501);
+    assert_eq!(ex["error"]["type"], "missing_backend");
+    assert!(ex["error"]["hint"].is_string());
+    assert_eq!(ex["gates"][2]["verdict"], "block");
+    assert_eq!(ex["gates"][3]["verdict"], "skipped");
+
+    let v = env.json(&["show", "broken/dangling-symlink", "--explain"], 0);
+    let ex = &v["data"]["explain"];
+    assert_eq!(ex["error"]["type"], "unhealthy_model");
+    assert_eq!(ex["http_status"], 422);
+    assert_eq!(ex["gates"][0]["verdict"], "block");
+
+    let v = env.json(&["show", "tanto-test/tiny-llama-chat-GGUF", "--explain"], 0);
+    let ex = &v["data"]["explain"];
+    assert_eq!(gate_names(ex).len(), 5);
+    if v["data"]["model"]["runtime_compatible"] == true {
+        assert_eq!(ex["verdict"], "allow");
+        assert_eq!(ex["backend"], "gguf-text");
+        assert!(ex["http_status"].is_null());
+    }
+    // --files lists the real files, symlinks followed.
+    let v = env.json(&["show", "sentence-transformers/tiny-minilm", "--files"], 0);
+    let files = v["data"]["files"].as_array().unwrap();
+    assert!(files.iter().any(|f| f["name"] == "1_Pooling/config.json"));
+    assert!(files.iter().all(|f| f["symlink"] == true));
+    assert!(v["data"]["metadata"].is_null());
+}
+
+#[test]
+fn show_explain_human_names_type_status_and_fix() {
+    let env = Env::standard();
+    let out = env.run(&["show", "sentence-transformers/tiny-minilm", "--explain"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for gate in ["health", "capability", "backend", "runtime", "memory"] {
+        assert!(out.stdout.contains(gate), "{gate} missing:\n{}", out.stdout);
+    }
+    if tanto_core::registry::EMBEDDING_MODEL_TYPES.is_empty() {
+        assert!(
+            out.stdout.contains("missing_backend (HTTP 501)"),
+            "{}",
+            out.stdout
+        );
+        assert!(out.stdout.contains("fix:"), "{}", out.stdout);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// rm
+
+fn rel_blobs(repo: &tanto_testkit::CachedRepo) -> Vec<String> {
+    repo.blobs()
+        .iter()
+        .map(|b| b.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn rm_revision_removes_only_that_snapshot_its_refs_and_unshared_blobs() {
+    let env = Env::new();
+    let (repo, old, new) = presets::two_snapshots(&env.cache, "org/two");
+    let before = rel_blobs(&repo);
+    let old_only: Vec<String> = ["config.json", "model.safetensors"]
+        .iter()
+        .map(|f| {
+            repo.blob_of(&old, f)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let shared = repo.blob_of(&old, "tokenizer.json");
+    assert_eq!(shared, repo.blob_of(&new, "tokenizer.json"));
+
+    let v = env.json(&["rm", &format!("org/two@{}", &old[..7])], 0);
+    assert_eq!(v["data"]["action"], "deleted");
+    assert_eq!(v["data"]["commit_hash"], old.as_str());
+    assert_eq!(v["data"]["blobs_removed"], 2);
+    assert_eq!(v["data"]["refs_removed"], serde_json::json!(["v1"]));
+    assert_eq!(v["data"]["repo_removed"], false);
+
+    assert_eq!(repo.snapshots(), vec![new.clone()]);
+    assert_eq!(repo.ref_commit("main").as_deref(), Some(new.as_str()));
+    assert_eq!(repo.ref_commit("v1"), None);
+    let after = rel_blobs(&repo);
+    assert_eq!(after.len(), before.len() - 2);
+    for b in &old_only {
+        assert!(!after.contains(b), "{b} should be gone");
+    }
+    assert!(shared.exists(), "shared blob kept");
+    // The remaining revision is intact.
+    let v = env.json(&["health", "org/two"], 0);
+    assert_eq!(v["data"]["summary"]["healthy_count"], 1, "{v:#}");
+
+    // Removing the last revision removes the repo.
+    let v = env.json(&["rm", "org/two@main"], 0);
+    assert_eq!(v["data"]["repo_removed"], true);
+    assert!(!repo.dir.exists());
+}
+
+#[test]
+fn rm_whole_model() {
+    let env = Env::new();
+    let repo = env.cache.add("org/gone", &presets::gguf_chat());
+    let out = env.run(&["rm", "org/gone"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.starts_with("rm: "), "{}", out.stdout);
+    assert!(!repo.dir.exists());
+    assert!(env.cache.root().is_dir(), "the cache itself stays");
+}
+
+#[test]
+fn rm_fuzzy_without_force_does_not_delete() {
+    let env = Env::new();
+    let repo = env.cache.add("org/fuzzy-target", &presets::gguf_chat());
+    let v = env.json(&["rm", "fuzzy-tar"], 0);
+    assert_eq!(v["status"], "success");
+    assert_eq!(v["data"]["action"], "requires_confirmation");
+    assert_eq!(v["data"]["requires_confirmation"], true);
+    assert!(repo.dir.exists());
+    // Human mode without a TTY: refused, exit 1.
+    let out = env.run(&["rm", "fuzzy-tar"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("nothing deleted"), "{}", out.stderr);
+    assert!(repo.dir.exists());
+    // -f deletes.
+    let v = env.json(&["rm", "fuzzy-tar", "-f"], 0);
+    assert_eq!(v["data"]["action"], "deleted");
+    assert!(!repo.dir.exists());
+}
+
+#[test]
+fn rm_lock_files_block_without_force() {
+    let env = Env::new();
+    let repo = env.cache.add("org/locked", &presets::hf_chat());
+    let lock = repo.add_lock("0123abcd");
+    let v = env.json(&["rm", "org/locked"], 1);
+    assert_eq!(v["error"]["type"], "locks_present");
+    assert_eq!(v["error"]["locks_detected"], true);
+    assert_eq!(v["error"]["lock_files"][0], lock.display().to_string());
+    assert!(repo.dir.exists());
+    let out = env.run(&["rm", "org/locked"]);
+    assert_eq!(out.code, 1);
+    assert!(repo.dir.exists());
+    let v = env.json(&["rm", "org/locked", "-f"], 0);
+    assert_eq!(
+        v["data"]["lock_files_cleaned"][0],
+        lock.display().to_string()
+    );
+    assert!(!repo.dir.exists());
+    assert!(!lock.parent().unwrap().exists());
+}
+
+#[test]
+fn rm_refuses_workspaces() {
+    let env = Env::new();
+    let ws = workspace::write_workspace(&env.ws_home().join("keep-me"), &presets::hf_chat(), None);
+    let v = env.json(&["rm", "keep-me", "-f"], 1);
+    assert_eq!(v["error"]["type"], "workspace_model");
+    assert!(ws.join("config.json").exists());
+    let v = env.json(&["rm", ws.to_str().unwrap(), "-f"], 1);
+    assert_eq!(v["error"]["type"], "workspace_model");
+    assert!(ws.join("config.json").exists());
+}
+
+#[test]
+fn rm_errors() {
+    let env = Env::standard();
+    let v = env.json(&["rm", "nothing-like-this"], 1);
+    assert_eq!(v["error"]["type"], "model_not_found");
+    let v = env.json(&["rm", "tiny-llama"], 1);
+    assert_eq!(v["error"]["type"], "ambiguous_match");
+    let v = env.json(&["rm", "tanto-test/tiny-llama-chat@0000000"], 1);
+    assert_eq!(v["error"]["type"], "revision_not_found");
+    assert!(env.cache.repo("tanto-test/tiny-llama-chat").dir.exists());
+}
+
+// ---------------------------------------------------------------------------
+// exit codes and usage errors
+
+#[test]
+fn exit_codes() {
+    let env = Env::standard();
+    assert_eq!(env.run(&["list"]).code, 0);
+    assert_eq!(env.run(&["--version"]).code, 0);
+    assert_eq!(env.run(&["show", "no-such-model"]).code, 1);
+
+    let out = env.run(&["list", "--no-such-flag"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stdout.is_empty());
+    assert!(out.stderr.contains("--no-such-flag"));
+
+    let out = env.run(&["show"]);
+    assert_eq!(out.code, 2, "missing argument is a usage error");
+
+    let out = env.run(&["list", "--no-such-flag", "--json"]);
+    assert_eq!(out.code, 2);
+    let v = out.json();
+    assert_envelope(&v);
+    assert_eq!(v["error"]["type"], "usage_error");
+
+    let out = env.run(&["frobnicate"]);
+    assert_eq!(out.code, 2);
+
+    // Errors go to stderr in human mode.
+    let out = env.run(&["show", "no-such-model"]);
+    assert!(out.stdout.is_empty());
+    assert!(
+        out.stderr
+            .contains("No model found matching 'no-such-model'"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn version_json() {
+    let env = Env::new();
+    let v = env.json(&["--version"], 0);
+    assert_eq!(v["command"], "version");
+    assert!(v["data"]["cli_version"].is_string());
+}
+
+// ---------------------------------------------------------------------------
+// Human output snapshots (insta); paths, ages and hashes are redacted.
+
+fn snapshot_settings(env: &Env) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    let root = env.root().display().to_string();
+    let canon = std::fs::canonicalize(env.root())
+        .unwrap()
+        .display()
+        .to_string();
+    s.add_filter(&regex_escape(&canon), "[TMP]");
+    s.add_filter(&regex_escape(&root), "[TMP]");
+    s.add_filter(r"\b[0-9a-f]{64}\b", "[SHA256]");
+    s.add_filter(r"\b[0-9a-f]{40}\b", "[COMMIT]");
+    s.add_filter(r"\b[0-9a-f]{7}\b", "[ID]");
+    s.add_filter(r"\b\d{4}-\d{2}-\d{2}\b", "[DATE]");
+    s.add_filter(r"just now|\b\d+ (minute|hour|day)s? ago", "[AGE]");
+    s.add_filter(r"\d+\.\d GB available", "[MEM] available");
+    s.set_prepend_module_to_snapshot(false);
+    s
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn human(env: &Env, args: &[&str]) -> String {
+    let out = env.run(args);
+    assert_eq!(out.code, 0, "tanto {args:?}: {}", out.stderr);
+    format!(
+        "$ tanto {}\n{}--- stderr ---\n{}",
+        args.join(" "),
+        out.stdout,
+        out.stderr
+    )
+}
+
+#[test]
+fn snapshot_list_human() {
+    let env = Env::standard();
+    snapshot_settings(&env).bind(|| {
+        insta::assert_snapshot!("list_default", human(&env, &["list"]));
+        insta::assert_snapshot!(
+            "list_all_health",
+            human(&env, &["list", "--all", "--health"])
+        );
+        insta::assert_snapshot!(
+            "list_all_verbose_health",
+            human(&env, &["list", "--all", "--verbose", "--health"])
+        );
+    });
+}
+
+#[test]
+fn snapshot_show_human() {
+    let env = Env::standard();
+    snapshot_settings(&env).bind(|| {
+        insta::assert_snapshot!(
+            "show_gguf",
+            human(&env, &["show", "tanto-test/tiny-llama-chat-GGUF"])
+        );
+        insta::assert_snapshot!(
+            "show_mlx_explain",
+            human(
+                &env,
+                &["show", "mlx-community/tiny-llama-chat-4bit", "--explain"]
+            )
+        );
+        insta::assert_snapshot!(
+            "show_broken_explain",
+            human(&env, &["show", "broken/partial-download", "--explain"])
+        );
+        insta::assert_snapshot!(
+            "show_embedder_files",
+            human(&env, &["show", "tiny-minilm", "--files"])
+        );
+    });
+}
+
+#[test]
+fn snapshot_health_human() {
+    let env = Env::standard();
+    snapshot_settings(&env).bind(|| {
+        insta::assert_snapshot!("health_all", human(&env, &["health"]));
+        insta::assert_snapshot!(
+            "health_one",
+            human(&env, &["health", "broken/missing-shard"])
+        );
+    });
+}
+
+#[test]
+fn fixture_mtime_is_what_list_reports() {
+    // Guards the snapshot redaction assumptions: snapshot folders carry the fixed mtime.
+    let env = Env::new();
+    let repo = env.cache.add("org/m", &presets::gguf_chat());
+    let t = std::fs::metadata(repo.main_snapshot())
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(t, hub::fixture_mtime());
+}
