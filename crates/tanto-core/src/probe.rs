@@ -551,16 +551,6 @@ pub fn probe(t: &ProbeTarget) -> Probe {
     // ---- partial downloads and dangling links
     if let Some(repo) = &t.repo {
         let inc = repo.incomplete_blobs();
-        let marker = pending_pull_marker(repo);
-        if let Some((resume, n_files)) = marker.filter(|_| inc.is_empty()) {
-            ctx.fail_fix(
-                "partial_download",
-                format!(
-                    "Partial download: an interrupted pull of {n_files} file(s) did not finish; resume with `{resume}`"
-                ),
-                resume,
-            );
-        }
         if !inc.is_empty() {
             let names: Vec<String> = inc
                 .iter()
@@ -1026,6 +1016,25 @@ pub fn probe(t: &ProbeTarget) -> Probe {
     }
 
     p.files = files;
+    // A pull killed between files leaves a marker but no `.incomplete` blob;
+    // the files it did not fetch already show up as problems above. Only then
+    // is the marker worth a look (keeps `list` free of a failed open per repo).
+    if let Some(repo) = &t.repo {
+        if !ctx.problems.is_empty() && !ctx.problems.iter().any(|p| p.code == "partial_download") {
+            if let Some((resume, n_files)) = pending_pull_marker(repo) {
+                ctx.problems.insert(
+                    0,
+                    Problem {
+                        code: "partial_download",
+                        message: format!(
+                            "Partial download: an interrupted pull of {n_files} file(s) did not finish; resume with `{resume}`"
+                        ),
+                    },
+                );
+                ctx.fix = Some(resume);
+            }
+        }
+    }
     p = finish(p, ctx);
     p.runtime = runtime_compat(&p, is_vision);
     p

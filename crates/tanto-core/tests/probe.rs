@@ -638,3 +638,34 @@ fn pytorch_bin_and_onnx_are_named() {
     assert_eq!(p.format, Format::Onnx);
     assert_eq!(p.format.framework(), "ONNX");
 }
+
+#[test]
+fn interrupted_pull_marker_names_the_resume_command() {
+    // A pull killed between files: only config.json arrived, no `.incomplete`
+    // blob, but `tanto pull` left its marker in .locks/.
+    let env = Env::new();
+    let files = Files::new().with_json("config.json", &json!({"model_type": "llama"}));
+    env.cache.add("org/half", &files);
+    let p = env.probe("org/half");
+    assert!(!p.health.healthy);
+    assert_eq!(p.health.problems[0].code, "no_weights");
+
+    let locks = env.cache.root().join(".locks").join("models--org--half");
+    std::fs::create_dir_all(&locks).unwrap();
+    std::fs::write(
+        locks.join("tanto-pull.json"),
+        json!({"repo_id": "org/half", "revision": "v2", "commit": "", "files": ["config.json", "model.safetensors"], "include": ["*.json"]})
+            .to_string(),
+    )
+    .unwrap();
+    let p = env.probe("org/half");
+    assert_eq!(p.health.problems[0].code, "partial_download");
+    let reason = p.health.reason.clone().unwrap();
+    assert!(reason.contains("2 file(s)"), "{reason}");
+    assert_eq!(
+        p.health.fix.as_deref(),
+        Some("tanto pull org/half --revision v2 --include '*.json'")
+    );
+    // The original problem is still reported after it.
+    assert!(p.health.problems.iter().any(|x| x.code == "no_weights"));
+}
