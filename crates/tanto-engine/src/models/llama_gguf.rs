@@ -6,7 +6,10 @@
 //! (rows of a matmul, tokens of a norm, heads of attention) and the team meets at
 //! a barrier between dependent steps. The arithmetic follows llama.cpp's CPU
 //! graph (Q8 activation quantization, f16 KV cache, RMS norm with a double sum,
-//! iterated RoPE angles) so greedy outputs agree with it.
+//! iterated RoPE angles with ggml's FMA contraction, a KV window padded to 256,
+//! llamafile's 8-lane f16 dots for multi-token batches and ggml's 4x8-lane dots
+//! for single tokens) so logits are bit-identical to llama.cpp 0.3.36's CPU
+//! build and greedy outputs agree with it.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,7 +21,9 @@ use memmap2::Mmap;
 
 use super::Backbone;
 use crate::api::EngineError;
-use crate::kernels::{quantize_row_q8, Acts, BlockQ8, QMatRef, WType, QK};
+use crate::kernels::{
+    dot_f16_ggml, dot_f16_tiny, quantize_row_q8, Acts, BlockQ8, QMatRef, WType, QK,
+};
 use crate::threads::{SharedBuf, SpinPool, Team};
 
 #[derive(Debug, Clone)]
@@ -272,14 +277,25 @@ impl GgufLlama {
         }
     }
 
+    /// Grow the caches to hold `needed` positions. K is `[pos][kv_head][dim]`;
+    /// V is stored transposed, `[kv_head][dim][pos]` (as llama.cpp does without
+    /// flash attention), so the V product is a contiguous dot per output value.
     fn ensure_cache(&mut self, needed: usize) {
         if needed <= self.cache_cap {
             return;
         }
-        let cap = needed.div_ceil(256) * 256;
+        let cap = needed.div_ceil(KV_PAD) * KV_PAD;
         let kvd = self.cfg.n_kv_head * self.cfg.head_dim;
-        for c in self.k_cache.iter_mut().chain(self.v_cache.iter_mut()) {
+        let old = self.cache_cap;
+        for c in self.k_cache.iter_mut() {
             c.resize(cap * kvd, f16::ZERO);
+        }
+        for c in self.v_cache.iter_mut() {
+            let mut v = vec![f16::ZERO; cap * kvd];
+            for r in 0..kvd {
+                v[r * cap..r * cap + old].copy_from_slice(&c[r * old..(r + 1) * old]);
+            }
+            *c = v;
         }
         self.cache_cap = cap;
     }
@@ -302,29 +318,11 @@ fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// ggml's f16 dot: 4×8 f32 accumulators over chunks of 32, fixed reduction.
-#[inline]
-fn dot_f16_ggml(a: &[f16], b: &[f16]) -> f32 {
-    let n = a.len();
-    let np = n & !31;
-    let mut acc = [[0f32; 8]; 4];
-    let mut i = 0;
-    while i < np {
-        for (j, accj) in acc.iter_mut().enumerate() {
-            let o = i + j * 8;
-            for l in 0..8 {
-                accj[l] = a[o + l].to_f32().mul_add(b[o + l].to_f32(), accj[l]);
-            }
-        }
-        i += 32;
-    }
-    let flat: [f32; 32] = std::array::from_fn(|i| acc[i / 8][i % 8]);
-    let mut s = reduce_ggml(&flat);
-    for k in np..n {
-        s += a[k].to_f32() * b[k].to_f32();
-    }
-    s
-}
+/// llama.cpp pads its KV window to a multiple of 256 (`llama_kv_cache::get_n_kv`):
+/// softmax and the V product run over the whole window with masked slots at
+/// exactly zero, so no scalar tail ever appears in ggml's f16 dot. We size the
+/// cache in the same steps and skip the all-zero groups (same sums).
+const KV_PAD: usize = 256;
 
 /// Matmul input: quantized blocks for quantized weights, else the floats.
 fn acts_for<'a>(
@@ -348,23 +346,6 @@ fn acts_for<'a>(
             }
         }
     }
-}
-
-/// ggml's reduction of 4x8 f32 accumulators (`GGML_F32x8_REDUCE`).
-#[inline]
-fn reduce_ggml(acc: &[f32]) -> f32 {
-    let mut a = [0f32; 8];
-    let mut b = [0f32; 8];
-    for l in 0..8 {
-        a[l] = acc[l] + acc[16 + l];
-        b[l] = acc[8 + l] + acc[24 + l];
-    }
-    for l in 0..8 {
-        a[l] += b[l];
-    }
-    let t0: [f32; 4] = std::array::from_fn(|l| a[l] + a[l + 4]);
-    let t1 = [t0[0] + t0[1], t0[2] + t0[3]];
-    t1[0] + t1[1]
 }
 
 /// exp(x) as ggml's vectorised CPU code computes it (softmax, SiLU): a
@@ -463,6 +444,10 @@ impl Backbone for GgufLlama {
         let mut hid = vec![0f32; n_t * c.n_ff];
         let mut logits = vec![0f32; c.vocab];
         let max_kv = kv_len.div_ceil(32) * 32;
+        // llama.cpp multiplies K·Q and V·P with llamafile's tinyBLAS for batches
+        // of two or more tokens (one 8-lane accumulator per output), and with
+        // ggml_vec_dot_f16 (4x8 accumulators) for a single token.
+        let gemm = n_t >= 2 && c.head_dim % 8 == 0;
         let n_threads = self.pool.threads();
         let mut scores = vec![0f32; n_threads * max_kv];
 
@@ -487,6 +472,7 @@ impl Backbone for GgufLlama {
         let hidb = SharedBuf::new(&mut hid);
         let logb = SharedBuf::new(&mut logits);
         let scb = SharedBuf::new(&mut scores);
+        let cap = self.cache_cap;
         let kcb: Vec<SharedBuf<f16>> = self.k_cache.iter_mut().map(|v| SharedBuf::new(v)).collect();
         let vcb: Vec<SharedBuf<f16>> = self.v_cache.iter_mut().map(|v| SharedBuf::new(v)).collect();
         let this = &*self;
@@ -547,8 +533,10 @@ impl Backbone for GgufLlama {
                             (2 * i, 2 * i + 1)
                         };
                         let (x0, x1) = (v[a], v[b]);
-                        v[a] = x0 * co - x1 * si;
-                        v[b] = x0 * si + x1 * co;
+                        // ggml's C++ is built with FMA contraction: the first
+                        // product of each expression is fused, the second rounded.
+                        v[a] = x0.mul_add(co, -(x1 * si));
+                        v[b] = x0.mul_add(si, x1 * co);
                     }
                     if h >= c.n_head {
                         let kh = h - c.n_head;
@@ -560,9 +548,10 @@ impl Backbone for GgufLlama {
                         let vsrc = unsafe {
                             qkvb.slice(t * qkv_w + d + kvd + kh * c.head_dim, c.head_dim)
                         };
-                        let vc = unsafe { vcb[li].slice_mut(dst, c.head_dim) };
-                        for (o, &s) in vc.iter_mut().zip(vsrc) {
-                            *o = f16::from_f32(s);
+                        for (e, &s) in vsrc.iter().enumerate() {
+                            let at = (kh * c.head_dim + e) * cap + pos + t;
+                            // SAFETY: one (position, kv head) per unit: disjoint.
+                            unsafe { vcb[li].slice_mut(at, 1)[0] = f16::from_f32(s) };
                         }
                     }
                 }
@@ -571,8 +560,7 @@ impl Backbone for GgufLlama {
                 let units = n_t * c.n_head;
                 let (u0, u1) = team.range(units, 1);
                 let sc = unsafe { scb.slice_mut(team.ith * max_kv, max_kv) };
-                let mut q16 = vec![f16::ZERO; c.head_dim];
-                let mut vacc = vec![0f32; c.head_dim * 32];
+                let mut qf = vec![0f32; c.head_dim];
                 let mut pf = vec![0f32; max_kv];
 
                 for u in u0..u1 {
@@ -580,53 +568,47 @@ impl Backbone for GgufLlama {
                     let h = u % c.n_head;
                     let kh = h / group;
                     let n_ctx = pos + t + 1;
+                    // ggml converts Q to f16 for the K·Q product.
                     let q = unsafe { qkvb.slice(t * qkv_w + h * c.head_dim, c.head_dim) };
-                    for (o, &s) in q16.iter_mut().zip(q) {
-                        *o = f16::from_f32(s);
+                    for (o, &s) in qf.iter_mut().zip(q) {
+                        *o = f16::from_f32(s).to_f32();
                     }
-
                     let kc = unsafe { kcb[li].slice(0, kv_len * kvd) };
-                    let vc = unsafe { vcb[li].slice(0, kv_len * kvd) };
                     let mut mx = f32::NEG_INFINITY;
-                    for j in 0..n_ctx {
+                    for (j, s) in sc[..n_ctx].iter_mut().enumerate() {
                         let kr = &kc[j * kvd + kh * c.head_dim..j * kvd + (kh + 1) * c.head_dim];
-                        let s = dot_f16_ggml(kr, &q16) * scale;
-                        sc[j] = s;
-                        mx = mx.max(s);
+                        let d = if gemm {
+                            dot_f16_tiny(kr, &qf)
+                        } else {
+                            dot_f16_ggml(kr, &qf)
+                        };
+                        *s = d * scale;
+                        mx = mx.max(*s);
                     }
-                    // ggml's softmax runs over the batch's whole KV window; masked
-                    // slots contribute exact zeros.
-                    let n_win = kv_len;
-                    for s in sc[n_ctx..n_win].iter_mut() {
+                    // ggml's softmax runs over the whole padded window; masked
+                    // slots are exact zeros, so whole masked groups of 8 can be
+                    // skipped without changing the sum.
+                    let n_soft = n_ctx.div_ceil(8) * 8;
+                    for s in sc[n_ctx..n_soft].iter_mut() {
                         *s = f32::NEG_INFINITY;
                     }
-                    let sum = softmax_exp_sum(&mut sc[..n_win], mx);
+                    let sum = softmax_exp_sum(&mut sc[..n_soft], mx);
                     let inv = (1.0 / sum) as f32;
-                    for j in 0..n_ctx {
-                        // ggml converts the probabilities to f16 for the V product.
-                        pf[j] = f16::from_f32(sc[j] * inv).to_f32();
+                    // V·P over the window rounded to the kernel's lane group:
+                    // probabilities (rounded to f16 like ggml) past n_ctx are 0.
+                    let n_v = n_ctx.div_ceil(if gemm { 8 } else { 32 }) * if gemm { 8 } else { 32 };
+                    for (o, &s) in pf[..n_ctx].iter_mut().zip(&sc[..n_ctx]) {
+                        *o = f16::from_f32(s * inv).to_f32();
                     }
+                    pf[n_ctx..n_v].fill(0.0);
                     let out = unsafe { attb.slice_mut(t * d + h * c.head_dim, c.head_dim) };
-                    // out[e] = sum_j V[j][e] * p[j], with ggml's f16-dot lane order
-                    // (slot j % 32 of 4x8 accumulators) but walking V row by row.
-                    vacc.fill(0.0);
-                    let np = n_win & !31;
-                    for j in 0..np.min(n_ctx) {
-                        let p = pf[j];
-                        let slot = j & 31;
-                        let vr = &vc[j * kvd + kh * c.head_dim..j * kvd + (kh + 1) * c.head_dim];
-                        for (e, &v) in vr.iter().enumerate() {
-                            let a = &mut vacc[e * 32 + slot];
-                            *a = v.to_f32().mul_add(p, *a);
-                        }
-                    }
                     for (e, o) in out.iter_mut().enumerate() {
-                        let mut acc = reduce_ggml(&vacc[e * 32..e * 32 + 32]) as f64;
-                        for j in np..n_ctx {
-                            let v = vc[j * kvd + kh * c.head_dim + e].to_f32();
-                            acc += (v * pf[j]) as f64;
-                        }
-                        *o = acc as f32;
+                        let vt = unsafe { vcb[li].slice((kh * c.head_dim + e) * cap, n_v) };
+                        *o = if gemm {
+                            dot_f16_tiny(vt, &pf[..n_v])
+                        } else {
+                            dot_f16_ggml(vt, &pf[..n_v])
+                        };
                     }
                 }
                 team.sync();
