@@ -63,17 +63,7 @@ pub fn interactive(model: &mut dyn TextModel, a: &Args, use_template: bool) -> i
             )
         }
     };
-    let mut params = GenerationParams {
-        max_tokens: a.max_tokens,
-        temperature: a.temperature,
-        top_p: Some(a.top_p),
-        top_k: a.top_k,
-        min_p: a.min_p,
-        repetition_penalty: a.repetition_penalty,
-        seed: a.seed,
-        stop: a.stop.clone(),
-        ..GenerationParams::default()
-    };
+    let mut params = crate::cmd::run::params(a);
     let mut system = a.system.clone();
     let mut history: Vec<ChatMessage> = Vec::new();
     let flag = interrupt_flag();

@@ -89,7 +89,8 @@ fn engine_err(e: EngineError) -> TantoError {
     TantoError::new(kind, e.to_string())
 }
 
-fn params(a: &Args) -> GenerationParams {
+/// Generation settings from the command line (shared by one-shot and chat).
+pub fn params(a: &Args) -> GenerationParams {
     GenerationParams {
         max_tokens: a.max_tokens,
         temperature: a.temperature,
