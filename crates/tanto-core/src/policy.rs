@@ -192,17 +192,6 @@ fn backend_for(p: &Probe, req: Request) -> Result<Backend, String> {
     }
 }
 
-fn backend_built(b: Backend) -> bool {
-    let table: &[&str] = match b {
-        Backend::GgufText => crate::registry::GGUF_TEXT_ARCHITECTURES,
-        Backend::SafetensorsText => crate::registry::SAFETENSORS_TEXT_MODEL_TYPES,
-        Backend::Embeddings => crate::registry::EMBEDDING_MODEL_TYPES,
-        Backend::Whisper => crate::registry::AUDIO_MODEL_TYPES,
-        Backend::Vision => crate::registry::VISION_MODEL_TYPES,
-    };
-    !table.is_empty()
-}
-
 /// Decide. Gates run in order: health → capability → backend → runtime → memory.
 pub fn decide(p: &Probe, req: Request, host: &HostMemory, cfg: &PolicyConfig) -> Decision {
     let mut gates: Vec<GateResult> = Vec::new();
@@ -276,7 +265,7 @@ pub fn decide(p: &Probe, req: Request, host: &HostMemory, cfg: &PolicyConfig) ->
 
     // 3. backend
     let backend = match backend_for(p, req) {
-        Ok(b) if backend_built(b) => b,
+        Ok(b) if crate::registry::is_built(b) => b,
         Ok(b) => {
             let err = TantoError::new(
                 ErrorType::MissingBackend,

@@ -29,28 +29,31 @@ pub const AUDIO_MODEL_TYPES: &[&str] = &[];
 /// Vision-language models.
 pub const VISION_MODEL_TYPES: &[&str] = &[];
 
-/// Whether `backend` can run `arch` in this build.
-pub fn supports(backend: Backend, arch: &str) -> bool {
-    let arch = arch.to_ascii_lowercase();
-    let table = match backend {
+/// The architectures `backend` loads in this build (empty: no engine built).
+pub fn architectures(backend: Backend) -> &'static [&'static str] {
+    match backend {
         Backend::GgufText => GGUF_TEXT_ARCHITECTURES,
         Backend::SafetensorsText => SAFETENSORS_TEXT_MODEL_TYPES,
         Backend::Embeddings => EMBEDDING_MODEL_TYPES,
         Backend::Whisper => AUDIO_MODEL_TYPES,
         Backend::Vision => VISION_MODEL_TYPES,
-    };
-    table.contains(&arch.as_str())
+    }
+}
+
+/// Whether this build has any engine for `backend`.
+pub fn is_built(backend: Backend) -> bool {
+    !architectures(backend).is_empty()
+}
+
+/// Whether `backend` can run `arch` in this build.
+pub fn supports(backend: Backend, arch: &str) -> bool {
+    let arch = arch.to_ascii_lowercase();
+    architectures(backend).contains(&arch.as_str())
 }
 
 /// The list for messages ("this build runs: …").
 pub fn supported_list(backend: Backend) -> String {
-    let table = match backend {
-        Backend::GgufText => GGUF_TEXT_ARCHITECTURES,
-        Backend::SafetensorsText => SAFETENSORS_TEXT_MODEL_TYPES,
-        Backend::Embeddings => EMBEDDING_MODEL_TYPES,
-        Backend::Whisper => AUDIO_MODEL_TYPES,
-        Backend::Vision => VISION_MODEL_TYPES,
-    };
+    let table = architectures(backend);
     if table.is_empty() {
         "none yet".to_string()
     } else {
