@@ -2,7 +2,35 @@
 //! compatibility from this table alone; tanto-engine has a test asserting that
 //! every entry here really has a loader behind it (and vice versa).
 
-use crate::plan::Backend;
+use serde::Serialize;
+
+/// The backend families this build knows about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// Quantised GGUF text models (candle quantized kernels + tanto's own).
+    GgufText,
+    /// HF safetensors text models (f32/f16/bf16).
+    SafetensorsText,
+    /// Encoder embedders (BERT family) from safetensors.
+    Embeddings,
+    /// Whisper speech-to-text.
+    Whisper,
+    /// Vision-language models.
+    Vision,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::GgufText => "gguf-text",
+            Backend::SafetensorsText => "safetensors-text",
+            Backend::Embeddings => "embeddings",
+            Backend::Whisper => "whisper",
+            Backend::Vision => "vision",
+        }
+    }
+}
 
 /// GGUF `general.architecture` values the GGUF text backend loads.
 pub const GGUF_TEXT_ARCHITECTURES: &[&str] =

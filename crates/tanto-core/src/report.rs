@@ -10,8 +10,8 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
-use crate::naming::is_commit_hash;
 use crate::probe::Probe;
+use crate::resolve::naming::is_commit_hash;
 use crate::resolve::{Location, Resolved};
 use crate::workspace::{self, WorkspaceState};
 

@@ -4,33 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-/// The backend families this build knows about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Backend {
-    /// Quantised GGUF text models (candle quantized kernels + tanto's own).
-    GgufText,
-    /// HF safetensors text models (f32/f16/bf16).
-    SafetensorsText,
-    /// Encoder embedders (BERT family) from safetensors.
-    Embeddings,
-    /// Whisper speech-to-text.
-    Whisper,
-    /// Vision-language models.
-    Vision,
-}
-
-impl Backend {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::GgufText => "gguf-text",
-            Backend::SafetensorsText => "safetensors-text",
-            Backend::Embeddings => "embeddings",
-            Backend::Whisper => "whisper",
-            Backend::Vision => "vision",
-        }
-    }
-}
+pub use crate::registry::Backend;
 
 /// Weight files to load, as found by the probe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

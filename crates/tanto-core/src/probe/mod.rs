@@ -4,6 +4,9 @@
 //! The probe is the single authority on format, capabilities, health and
 //! runtime compatibility; list, show, health, run and serve all ask it.
 
+pub mod gguf;
+pub mod safetensors;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,12 +15,12 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::gguf::{self, GgufError, GgufHeader};
-use crate::plan::{Backend, LoadPlan, Weights};
+use crate::policy::plan::{Backend, LoadPlan, Weights};
 use crate::registry;
+use crate::resolve::store::{CacheRepo, SENTINEL_FILE};
 use crate::resolve::{Location, Resolved};
-use crate::safetensors::{self, SafetensorsError};
-use crate::store::{CacheRepo, SENTINEL_FILE};
+use gguf::{GgufError, GgufHeader};
+use safetensors::SafetensorsError;
 
 /// Weight format, named consistently everywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -7,9 +7,12 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod naming;
+pub mod paths;
+pub mod store;
+
 use crate::error::{ErrorType, TantoError};
-use crate::paths;
-use crate::store::{self, CacheRepo, Snapshot};
+use store::{CacheRepo, Snapshot};
 
 /// Where a resolved model lives.
 #[derive(Debug, Clone)]

@@ -5,9 +5,12 @@
 
 use serde::Serialize;
 
+pub mod host;
+pub mod plan;
+
 use crate::error::{ErrorType, TantoError};
-use crate::host::HostMemory;
-use crate::plan::{Backend, LoadPlan};
+use crate::policy::host::HostMemory;
+use crate::policy::plan::{Backend, LoadPlan};
 use crate::probe::{self, Format, ModelKind, Probe};
 
 /// What the caller wants to do with the model.

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::naming::{cache_dir_to_repo, MODEL_PREFIX};
+use crate::resolve::naming::{cache_dir_to_repo, MODEL_PREFIX};
 
 /// Sentinel file that marks a managed workspace (mlx-knife's format).
 pub const SENTINEL_FILE: &str = ".mlxk_workspace.json";
