@@ -16,9 +16,12 @@
 //! The old flat paths (`tanto_core::store`, `tanto_core::gguf`, `tanto_core::plan`, …)
 //! are kept as re-exports.
 
+pub mod duration;
 pub mod error;
+pub mod fs_walk;
 pub mod policy;
 pub mod probe;
+pub mod pycompat;
 pub mod registry;
 pub mod report;
 pub mod resolve;

@@ -1,6 +1,12 @@
-//! What *this build's* engine can run, per backend. The probe reports runtime
-//! compatibility from this table alone; tanto-engine has a test asserting that
-//! every entry here really has a loader behind it (and vice versa).
+//! What *this build's* engine can run, per backend, and the one function that
+//! picks the backend for a model and a request ([`backend_for`]). The probe's
+//! runtime check and the policy's backend gate both call it, so they cannot
+//! disagree; tanto-engine has a test asserting that every entry here really
+//! has a loader behind it (and vice versa).
+//!
+//! Adding a modality: a [`Modality`] row in [`backend_for`], its architecture
+//! table in [`architectures`], kind detection in `probe/kind.rs` and its
+//! request row in the policy.
 
 use serde::Serialize;
 
@@ -28,6 +34,62 @@ impl Backend {
             Backend::Embeddings => "embeddings",
             Backend::Whisper => "whisper",
             Backend::Vision => "vision",
+        }
+    }
+}
+
+/// Weight format, named consistently everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    Gguf,
+    Safetensors,
+    MlxSafetensors,
+    PytorchBin,
+    Onnx,
+    Unknown,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Gguf => "gguf",
+            Format::Safetensors => "safetensors",
+            Format::MlxSafetensors => "mlx-safetensors",
+            Format::PytorchBin => "pytorch-bin",
+            Format::Onnx => "onnx",
+            Format::Unknown => "unknown",
+        }
+    }
+    /// mlx-knife's `framework` field: MLX | GGUF | PyTorch | ONNX | Unknown.
+    pub fn framework(self) -> &'static str {
+        match self {
+            Format::Gguf => "GGUF",
+            Format::Safetensors | Format::PytorchBin => "PyTorch",
+            Format::MlxSafetensors => "MLX",
+            Format::Onnx => "ONNX",
+            Format::Unknown => "Unknown",
+        }
+    }
+}
+
+/// mlx-knife's `model_type` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    Chat,
+    Base,
+    Embedding,
+    Audio,
+}
+
+impl ModelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Chat => "chat",
+            ModelKind::Base => "base",
+            ModelKind::Embedding => "embedding",
+            ModelKind::Audio => "audio",
         }
     }
 }
@@ -86,5 +148,137 @@ pub fn supported_list(backend: Backend) -> String {
         "none yet".to_string()
     } else {
         table.join(", ")
+    }
+}
+
+/// What is asked of a model, as far as choosing a backend goes. The policy's
+/// `Request` maps onto it (chat and completion are both `Text`); the probe asks
+/// for the model's own primary modality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Modality {
+    Text,
+    Vision,
+    Audio,
+    Embeddings,
+}
+
+/// No backend family exists for this weight format at all (not just "not built").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct NoEngine {
+    /// Short noun phrase for "this build has no engine for {what}".
+    pub what: &'static str,
+    /// The full sentence the probe reports as its runtime reason.
+    pub reason: &'static str,
+}
+
+/// The backend that serves `want` for a model of `format` and `kind`.
+///
+/// Embedding and speech-to-text models always use their own backend; text
+/// (chat or completion) goes by weight format. Whether the backend is built,
+/// and whether it runs the architecture, are [`is_built`] and [`check_arch`].
+pub fn backend_for(format: Format, kind: ModelKind, want: Modality) -> Result<Backend, NoEngine> {
+    match (kind, want) {
+        (ModelKind::Embedding, _) | (_, Modality::Embeddings) => Ok(Backend::Embeddings),
+        (ModelKind::Audio, _) | (_, Modality::Audio) => Ok(Backend::Whisper),
+        (_, Modality::Vision) => Ok(Backend::Vision),
+        (_, Modality::Text) => match format {
+            Format::Gguf => Ok(Backend::GgufText),
+            Format::Safetensors => Ok(Backend::SafetensorsText),
+            Format::MlxSafetensors => Err(NoEngine {
+                what: "MLX-quantized safetensors (needs Apple's MLX runtime)",
+                reason: "No engine built for MLX-quantized weights (they need Apple's MLX); use a GGUF or an unquantized safetensors copy of this model",
+            }),
+            Format::PytorchBin => Err(NoEngine {
+                what: "PyTorch .bin (pickle) weights",
+                reason: "PyTorch .bin weights are not loaded (pickle); use a safetensors or GGUF copy of this model",
+            }),
+            Format::Onnx => Err(NoEngine {
+                what: "ONNX models",
+                reason: "No engine built for ONNX models",
+            }),
+            Format::Unknown => Err(NoEngine {
+                what: "an unknown weight format",
+                reason: "Unknown weight format",
+            }),
+        },
+    }
+}
+
+/// Whether `backend` runs architecture `arch` (config.json `model_type` or the
+/// GGUF architecture) in this build; the error is the sentence to show.
+pub fn check_arch(backend: Backend, arch: &str) -> Result<(), String> {
+    if backend == Backend::SafetensorsText && arch.is_empty() {
+        return Err("config.json has no model_type field".into());
+    }
+    if supports(backend, arch) {
+        return Ok(());
+    }
+    let what = match backend {
+        Backend::GgufText => "GGUF",
+        Backend::SafetensorsText => "safetensors",
+        Backend::Embeddings => "embedding",
+        Backend::Whisper => "speech-to-text",
+        Backend::Vision => "vision-language",
+    };
+    Err(format!(
+        "No engine built for {what} architecture '{}' (this build runs: {})",
+        if arch.is_empty() { "unknown" } else { arch },
+        supported_list(backend)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_goes_by_format_other_modalities_by_kind() {
+        let f = Format::Gguf;
+        assert_eq!(
+            backend_for(f, ModelKind::Chat, Modality::Text),
+            Ok(Backend::GgufText)
+        );
+        assert_eq!(
+            backend_for(Format::Safetensors, ModelKind::Base, Modality::Text),
+            Ok(Backend::SafetensorsText)
+        );
+        assert_eq!(
+            backend_for(f, ModelKind::Embedding, Modality::Text),
+            Ok(Backend::Embeddings)
+        );
+        assert_eq!(
+            backend_for(f, ModelKind::Audio, Modality::Text),
+            Ok(Backend::Whisper)
+        );
+        assert_eq!(
+            backend_for(f, ModelKind::Chat, Modality::Vision),
+            Ok(Backend::Vision)
+        );
+        for fmt in [
+            Format::MlxSafetensors,
+            Format::PytorchBin,
+            Format::Onnx,
+            Format::Unknown,
+        ] {
+            assert!(
+                backend_for(fmt, ModelKind::Chat, Modality::Text).is_err(),
+                "{fmt:?}"
+            );
+        }
+        // A backend family exists for embeddings whatever the format.
+        assert!(backend_for(Format::Onnx, ModelKind::Embedding, Modality::Embeddings).is_ok());
+    }
+
+    #[test]
+    fn check_arch_names_the_table() {
+        assert!(check_arch(Backend::GgufText, "LLaMA").is_ok());
+        let e = check_arch(Backend::GgufText, "bloom").unwrap_err();
+        assert!(e.contains("'bloom'") && e.contains("qwen2"), "{e}");
+        let e = check_arch(Backend::SafetensorsText, "").unwrap_err();
+        assert!(e.contains("model_type"), "{e}");
+        let e = check_arch(Backend::Vision, "").unwrap_err();
+        assert!(e.contains("'unknown'") && e.contains("none yet"), "{e}");
     }
 }

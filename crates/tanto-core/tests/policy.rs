@@ -210,9 +210,11 @@ fn gate_memory_threshold_is_configurable() {
     let avail = p.weights_bytes * 2; // the model is 50 % of memory
     let lenient = PolicyConfig {
         memory_threshold: 0.6,
+        ..PolicyConfig::default()
     };
     let strict = PolicyConfig {
         memory_threshold: 0.4,
+        ..PolicyConfig::default()
     };
     assert_eq!(
         decide(&p, Request::Text, &host(avail), &lenient).verdict,

@@ -10,15 +10,18 @@ pub mod plan;
 
 use crate::error::{ErrorType, TantoError};
 use crate::policy::host::HostMemory;
-use crate::policy::plan::{Backend, LoadPlan};
-use crate::probe::{self, Format, ModelKind, Probe};
+use crate::policy::plan::{load_plan, Backend, LoadPlan};
+use crate::probe::{self, ModelKind, Probe};
+use crate::registry::{self, Modality};
 
 /// What the caller wants to do with the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Request {
-    /// Text generation (chat or completion).
+    /// Text generation (completion; chat models serve it too).
     Text,
+    /// Chat: text generation through the model's chat template.
+    Chat,
     /// Text generation with images.
     Vision,
     /// Speech-to-text.
@@ -31,9 +34,31 @@ impl Request {
     pub fn as_str(self) -> &'static str {
         match self {
             Request::Text => "text",
+            Request::Chat => "chat",
             Request::Vision => "images",
             Request::Audio => "audio",
             Request::Embeddings => "embeddings",
+        }
+    }
+
+    /// What the request asks of the engine (chat and completion are both text).
+    pub fn modality(self) -> Modality {
+        match self {
+            Request::Text | Request::Chat => Modality::Text,
+            Request::Vision => Modality::Vision,
+            Request::Audio => Modality::Audio,
+            Request::Embeddings => Modality::Embeddings,
+        }
+    }
+
+    /// The capability a model needs for this request (one row per request).
+    pub fn capability(self) -> &'static str {
+        match self {
+            Request::Text => probe::CAP_TEXT,
+            Request::Chat => probe::CAP_CHAT,
+            Request::Vision => probe::CAP_VISION,
+            Request::Audio => probe::CAP_AUDIO,
+            Request::Embeddings => probe::CAP_EMBEDDINGS,
         }
     }
 }
@@ -89,12 +114,16 @@ impl Decision {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct PolicyConfig {
     pub memory_threshold: f64,
+    /// A hard cap on weight bytes (the server's `--memory-budget`): above it
+    /// every request is blocked with `insufficient_memory` (507).
+    pub memory_budget: Option<u64>,
 }
 
 impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
             memory_threshold: 0.70,
+            memory_budget: None,
         }
     }
 }
@@ -108,6 +137,14 @@ impl PolicyConfig {
             }
         }
         c
+    }
+
+    /// With a memory budget (`None` keeps whatever is set).
+    pub fn with_memory_budget(mut self, budget: Option<u64>) -> Self {
+        if budget.is_some() {
+            self.memory_budget = budget;
+        }
+        self
     }
 }
 
@@ -125,15 +162,6 @@ pub fn parse_threshold(raw: &str) -> Option<f64> {
 
 fn gib(b: u64) -> String {
     format!("{:.1} GB", b as f64 / (1024.0 * 1024.0 * 1024.0))
-}
-
-fn capability_for(req: Request) -> &'static str {
-    match req {
-        Request::Text => probe::CAP_TEXT,
-        Request::Vision => probe::CAP_VISION,
-        Request::Audio => probe::CAP_AUDIO,
-        Request::Embeddings => probe::CAP_EMBEDDINGS,
-    }
 }
 
 fn capability_mismatch(p: &Probe, req: Request) -> TantoError {
@@ -166,6 +194,10 @@ fn capability_mismatch(p: &Probe, req: Request) -> TantoError {
             format!("Model '{name}' does not support audio inputs (no audio capability detected)"),
             "use a speech-to-text model (e.g. Whisper) for audio".to_string(),
         ),
+        (_, Request::Chat) => (
+            format!("Model '{name}' has no chat template, so it cannot serve chat completions"),
+            "use a plain completion (`POST /v1/completions` with a prompt), or pick an instruct/chat model".to_string(),
+        ),
         (_, Request::Text) => (
             format!("Model '{name}' cannot generate text"),
             "check `tanto show MODEL` for its capabilities".to_string(),
@@ -176,101 +208,80 @@ fn capability_mismatch(p: &Probe, req: Request) -> TantoError {
         .with_detail("capabilities", p.capabilities.clone())
 }
 
-/// The backend that serves `req` for this probe's format, if this build has one at all.
-fn backend_for(p: &Probe, req: Request) -> Result<Backend, String> {
-    match req {
-        Request::Embeddings => Ok(Backend::Embeddings),
-        Request::Audio => Ok(Backend::Whisper),
-        Request::Vision => Ok(Backend::Vision),
-        Request::Text => match p.format {
-            Format::Gguf => Ok(Backend::GgufText),
-            Format::Safetensors => Ok(Backend::SafetensorsText),
-            Format::MlxSafetensors => {
-                Err("MLX-quantized safetensors (needs Apple's MLX runtime)".into())
-            }
-            Format::PytorchBin => Err("PyTorch .bin (pickle) weights".into()),
-            Format::Onnx => Err("ONNX models".into()),
-            Format::Unknown => Err("an unknown weight format".into()),
-        },
-    }
+/// What a gate concluded.
+enum Outcome {
+    Pass(String),
+    Warn(String),
+    Block(TantoError),
 }
 
-/// Decide. Gates run in order: health → capability → backend → runtime → memory.
-pub fn decide(p: &Probe, req: Request, host: &HostMemory, cfg: &PolicyConfig) -> Decision {
-    let mut gates: Vec<GateResult> = Vec::new();
-    let mut warnings = Vec::new();
-    let names = ["health", "capability", "backend", "runtime", "memory"];
-    let block = |gates: &mut Vec<GateResult>, err: TantoError| -> Decision {
-        let done = gates.len();
-        gates.push(GateResult {
-            gate: names[done],
-            verdict: GateVerdict::Block,
-            detail: format!("{} ({} {})", err.message, err.http_status(), err.kind),
-        });
-        for n in &names[done + 1..] {
-            gates.push(GateResult {
-                gate: n,
-                verdict: GateVerdict::Skipped,
-                detail: "not evaluated".into(),
-            });
-        }
-        Decision {
-            verdict: Verdict::Block,
-            request: req,
-            backend: None,
-            error: Some(err),
-            warnings: Vec::new(),
-            gates: std::mem::take(gates),
-        }
-    };
+/// What the gates read, and the backend the backend gate chose.
+struct Inputs<'a> {
+    p: &'a Probe,
+    req: Request,
+    host: &'a HostMemory,
+    cfg: &'a PolicyConfig,
+    backend: Option<Backend>,
+}
 
-    // 1. health
-    if !p.health.healthy {
-        let reason = p.health.reason.clone().unwrap_or_default();
-        let hint = p
-            .health
-            .fix
-            .clone()
-            .map(|f| format!("run `{f}`"))
-            .unwrap_or_else(|| {
-                format!(
-                    "run `tanto health {}` for details; re-download or repair the model",
-                    p.name
-                )
-            });
-        let err = TantoError::new(
+type Gate = fn(&mut Inputs) -> Outcome;
+
+/// The gates, in order. A new request kind adds a row to [`Request::capability`]
+/// and [`Request::modality`], not a gate.
+const GATES: &[(&str, Gate)] = &[
+    ("health", gate_health),
+    ("capability", gate_capability),
+    ("backend", gate_backend),
+    ("runtime", gate_runtime),
+    ("memory", gate_memory),
+];
+
+fn gate_health(i: &mut Inputs) -> Outcome {
+    let p = i.p;
+    if p.health.healthy {
+        return Outcome::Pass("files complete and consistent".into());
+    }
+    let reason = p.health.reason.clone().unwrap_or_default();
+    let hint = p
+        .health
+        .fix
+        .clone()
+        .map(|f| format!("run `{f}`"))
+        .unwrap_or_else(|| {
+            format!(
+                "run `tanto health {}` for details; re-download or repair the model",
+                p.name
+            )
+        });
+    Outcome::Block(
+        TantoError::new(
             ErrorType::UnhealthyModel,
             format!("Model '{}' is unhealthy: {reason}", p.name),
         )
-        .with_hint(hint);
-        return block(&mut gates, err);
-    }
-    gates.push(GateResult {
-        gate: "health",
-        verdict: GateVerdict::Pass,
-        detail: "files complete and consistent".into(),
-    });
+        .with_hint(hint),
+    )
+}
 
-    // 2. capability
-    let cap = capability_for(req);
-    if !p.has(cap) {
-        return block(&mut gates, capability_mismatch(p, req));
+fn gate_capability(i: &mut Inputs) -> Outcome {
+    if !i.p.has(i.req.capability()) {
+        return Outcome::Block(capability_mismatch(i.p, i.req));
     }
-    gates.push(GateResult {
-        gate: "capability",
-        verdict: GateVerdict::Pass,
-        detail: format!(
-            "{} requested; model has [{}]",
-            req.as_str(),
-            p.capabilities.join(", ")
-        ),
-    });
+    Outcome::Pass(format!(
+        "{} requested; model has [{}]",
+        i.req.as_str(),
+        i.p.capabilities.join(", ")
+    ))
+}
 
-    // 3. backend
-    let backend = match backend_for(p, req) {
-        Ok(b) if crate::registry::is_built(b) => b,
-        Ok(b) => {
-            let err = TantoError::new(
+fn gate_backend(i: &mut Inputs) -> Outcome {
+    let p = i.p;
+    match registry::backend_for(p.format, p.kind, i.req.modality()) {
+        Ok(b) if registry::is_built(b) => {
+            i.backend = Some(b);
+            Outcome::Pass(format!("{} backend", b.as_str()))
+        }
+        Ok(b) => Outcome::Block(
+            TantoError::new(
                 ErrorType::MissingBackend,
                 format!(
                     "This build of tanto has no {} engine for '{}'",
@@ -278,112 +289,162 @@ pub fn decide(p: &Probe, req: Request, host: &HostMemory, cfg: &PolicyConfig) ->
                     p.name
                 ),
             )
-            .with_hint("this modality is not built into tanto yet; see `tanto --version --json` for the engines in this build");
-            return block(&mut gates, err);
-        }
-        Err(what) => {
-            let err = TantoError::new(
+            .with_hint("this modality is not built into tanto yet; see `tanto --version --json` for the engines in this build"),
+        ),
+        Err(no) => Outcome::Block(
+            TantoError::new(
                 ErrorType::MissingBackend,
-                format!(
-                    "This build of tanto has no engine for {what} ('{}')",
-                    p.name
-                ),
+                format!("This build of tanto has no engine for {} ('{}')", no.what, p.name),
             )
-            .with_hint(p.runtime.reason.clone().unwrap_or_else(|| {
-                "use a GGUF or an unquantized safetensors copy of this model".into()
-            }));
-            return block(&mut gates, err);
-        }
-    };
-    gates.push(GateResult {
-        gate: "backend",
-        verdict: GateVerdict::Pass,
-        detail: format!("{} backend", backend.as_str()),
-    });
+            .with_hint(no.reason),
+        ),
+    }
+}
 
-    // 4. runtime compatibility
-    if !p.runtime.compatible || p.runtime.backend != Some(backend) {
-        let reason =
-            p.runtime.reason.clone().unwrap_or_else(|| {
-                format!("the {} backend cannot load this model", backend.as_str())
-            });
-        let err = TantoError::new(
+/// The probe's own verdict (for the model's modality) and the chosen backend's
+/// architecture table, both from the registry.
+fn gate_runtime(i: &mut Inputs) -> Outcome {
+    let p = i.p;
+    let arch = p.config_model_type.clone().unwrap_or_default();
+    let check = match i.backend {
+        Some(b) => registry::check_arch(b, &arch),
+        None => Err("no backend chosen".into()),
+    };
+    let reason = match (&p.runtime.reason, check) {
+        (_, Ok(())) if p.runtime.compatible => {
+            return Outcome::Pass(format!("architecture '{arch}' supported"));
+        }
+        (Some(r), _) => r.clone(),
+        (None, Err(r)) => r,
+        (None, Ok(())) => "the probe found the model not runnable".into(),
+    };
+    Outcome::Block(
+        TantoError::new(
             ErrorType::RuntimeIncompatible,
             format!("Model '{}' is not compatible: {reason}", p.name),
         )
         .with_hint("pick a model whose architecture this build supports (`tanto list --all --health` shows them)")
-        .with_detail("architecture", p.config_model_type.clone().unwrap_or_default());
-        return block(&mut gates, err);
-    }
-    gates.push(GateResult {
-        gate: "runtime",
-        verdict: GateVerdict::Pass,
-        detail: format!(
-            "architecture '{}' supported",
-            p.config_model_type.clone().unwrap_or_default()
-        ),
-    });
+        .with_detail("architecture", arch),
+    )
+}
 
-    // 5. memory
-    let need = p.weights_bytes;
-    match host.available_bytes {
-        None => gates.push(GateResult {
-            gate: "memory",
-            verdict: GateVerdict::Pass,
-            detail: "available memory unknown on this host; gate not applied".into(),
-        }),
-        Some(avail) => {
-            let limit = (avail as f64 * cfg.memory_threshold) as u64;
-            let pct = (cfg.memory_threshold * 100.0).round();
-            if need > limit {
-                let msg = format!(
-                    "Model size ({}) exceeds {pct}% of available memory ({})",
-                    gib(need),
-                    gib(avail)
-                );
-                if matches!(req, Request::Vision | Request::Audio) {
-                    let err = TantoError::new(ErrorType::InsufficientMemory, msg)
-                        .with_hint("free memory, pick a smaller or more quantized model, or raise TANTO_MEMORY_THRESHOLD")
-                        .with_detail("required_bytes", need)
-                        .with_detail("available_bytes", avail);
-                    return block(&mut gates, err);
-                }
-                let w = format!("{msg}; expect heavy swapping or an out-of-memory kill");
-                gates.push(GateResult {
-                    gate: "memory",
-                    verdict: GateVerdict::Warn,
-                    detail: w.clone(),
-                });
-                warnings.push(w);
-            } else {
-                gates.push(GateResult {
-                    gate: "memory",
-                    verdict: GateVerdict::Pass,
-                    detail: format!(
-                        "needs {} of {} available (limit {pct}%)",
-                        gib(need),
-                        gib(avail)
-                    ),
-                });
-            }
+/// `12.3 GiB` / `512.0 MiB` (the server's wording for its budget).
+fn human_bytes(b: u64) -> String {
+    let gib = b as f64 / (1024.0 * 1024.0 * 1024.0);
+    if gib >= 1.0 {
+        format!("{gib:.1} GiB")
+    } else {
+        format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+    }
+}
+
+fn gate_memory(i: &mut Inputs) -> Outcome {
+    let need = i.p.weights_bytes;
+    if let Some(budget) = i.cfg.memory_budget.filter(|b| need > *b) {
+        return Outcome::Block(
+            TantoError::new(
+                ErrorType::InsufficientMemory,
+                format!(
+                    "Model '{}' needs {} of weights but this server's memory budget is {}; pick a smaller or more quantized model, or raise --memory-budget",
+                    i.p.name,
+                    human_bytes(need),
+                    human_bytes(budget)
+                ),
+            )
+            .with_detail("required_bytes", need)
+            .with_detail("budget_bytes", budget),
+        );
+    }
+    let Some(avail) = i.host.available_bytes else {
+        return Outcome::Pass("available memory unknown on this host; gate not applied".into());
+    };
+    let limit = (avail as f64 * i.cfg.memory_threshold) as u64;
+    let pct = (i.cfg.memory_threshold * 100.0).round();
+    if need <= limit {
+        return Outcome::Pass(format!(
+            "needs {} of {} available (limit {pct}%)",
+            gib(need),
+            gib(avail)
+        ));
+    }
+    let msg = format!(
+        "Model size ({}) exceeds {pct}% of available memory ({})",
+        gib(need),
+        gib(avail)
+    );
+    if matches!(i.req, Request::Vision | Request::Audio) {
+        return Outcome::Block(
+            TantoError::new(ErrorType::InsufficientMemory, msg)
+                .with_hint("free memory, pick a smaller or more quantized model, or raise TANTO_MEMORY_THRESHOLD")
+                .with_detail("required_bytes", need)
+                .with_detail("available_bytes", avail),
+        );
+    }
+    Outcome::Warn(format!(
+        "{msg}; expect heavy swapping or an out-of-memory kill"
+    ))
+}
+
+/// Decide. Gates run in order: health → capability → backend → runtime → memory
+/// ([`GATES`]); the first block skips the rest.
+pub fn decide(p: &Probe, req: Request, host: &HostMemory, cfg: &PolicyConfig) -> Decision {
+    let mut i = Inputs {
+        p,
+        req,
+        host,
+        cfg,
+        backend: None,
+    };
+    let mut gates = Vec::with_capacity(GATES.len());
+    let mut warnings = Vec::new();
+    let mut error = None;
+    for (name, gate) in GATES {
+        if error.is_some() {
+            gates.push(GateResult {
+                gate: name,
+                verdict: GateVerdict::Skipped,
+                detail: "not evaluated".into(),
+            });
+            continue;
         }
+        let (verdict, detail) = match gate(&mut i) {
+            Outcome::Pass(d) => (GateVerdict::Pass, d),
+            Outcome::Warn(w) => {
+                warnings.push(w.clone());
+                (GateVerdict::Warn, w)
+            }
+            Outcome::Block(err) => {
+                let d = format!("{} ({} {})", err.message, err.http_status(), err.kind);
+                error = Some(err);
+                (GateVerdict::Block, d)
+            }
+        };
+        gates.push(GateResult {
+            gate: name,
+            verdict,
+            detail,
+        });
     }
-
+    let verdict = match (&error, warnings.is_empty()) {
+        (Some(_), _) => Verdict::Block,
+        (None, true) => Verdict::Allow,
+        (None, false) => Verdict::Warn,
+    };
     Decision {
-        verdict: if warnings.is_empty() {
-            Verdict::Allow
-        } else {
-            Verdict::Warn
-        },
+        verdict,
         request: req,
-        backend: Some(backend),
-        error: None,
-        warnings,
+        backend: if error.is_some() { None } else { i.backend },
+        warnings: if error.is_some() {
+            Vec::new()
+        } else {
+            warnings
+        },
+        error,
         gates,
     }
 }
 
-/// Convenience: decide and, when allowed, produce the load plan.
+/// Decide and, when allowed, produce the load plan for the decision's backend.
 pub fn plan(
     p: &Probe,
     req: Request,
@@ -394,7 +455,7 @@ pub fn plan(
     if let Some(e) = &d.error {
         return Err(e.clone());
     }
-    let plan = p.load_plan().ok_or_else(|| {
+    let plan = d.backend.and_then(|b| load_plan(p, b)).ok_or_else(|| {
         TantoError::new(
             ErrorType::InternalError,
             format!("no load plan for '{}'", p.name),

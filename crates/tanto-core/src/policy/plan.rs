@@ -1,9 +1,11 @@
 //! The hand-off between Policy and Load: what to load and with which backend.
+//! [`load_plan`] builds it from a probe and the backend the policy chose.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::probe::{Format, Probe};
 pub use crate::registry::Backend;
 
 /// Weight files to load, as found by the probe.
@@ -29,4 +31,32 @@ pub struct LoadPlan {
     pub architecture: String,
     /// Context length from metadata, if known.
     pub context_length: Option<usize>,
+}
+
+/// The load plan for `backend`: the probe's folder and weight files (a GGUF
+/// loads its first file only). `None` without a folder or weights.
+pub fn load_plan(p: &Probe, backend: Backend) -> Option<LoadPlan> {
+    let dir = p.dir.clone()?;
+    let weights = if p.format == Format::Gguf {
+        Weights::Gguf {
+            file: p.weight_files.first()?.clone(),
+        }
+    } else {
+        Weights::Safetensors {
+            files: p.weight_files.clone(),
+        }
+    };
+    Some(LoadPlan {
+        name: p.name.clone(),
+        dir,
+        backend,
+        weights,
+        architecture: p
+            .config_model_type
+            .clone()
+            .or_else(|| p.architecture.clone())
+            .unwrap_or_default()
+            .to_ascii_lowercase(),
+        context_length: p.context_length.map(|c| c as usize),
+    })
 }

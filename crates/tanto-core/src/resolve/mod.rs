@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod cache;
 pub mod naming;
 pub mod paths;
 pub mod store;
@@ -51,6 +52,53 @@ impl Resolved {
             Location::File { file } => file.parent().map(Path::to_path_buf),
         }
     }
+    /// The model's identity: aliases of one model share it (`org/name@commit`
+    /// for cache snapshots, `org/name` for a repo without one, the path otherwise).
+    pub fn key(&self) -> String {
+        match &self.location {
+            Location::Cache { repo, snapshot, .. } => match snapshot {
+                Some(s) => format!("{}@{}", repo.repo_id, s.commit),
+                None => repo.repo_id.clone(),
+            },
+            Location::Folder { dir, .. } => dir.display().to_string(),
+            Location::File { file } => file.display().to_string(),
+        }
+    }
+
+    /// The id clients see: the repo id for cache models, the listed name otherwise.
+    pub fn id(&self) -> String {
+        match &self.location {
+            Location::Cache { .. } => self.name.clone(),
+            Location::Folder { .. } | Location::File { .. } => self.display_name.clone(),
+        }
+    }
+
+    /// A cache repo at its default snapshot, as `list` shows it.
+    pub fn from_cache_repo(repo: CacheRepo) -> Self {
+        let snapshot = repo.default_snapshot();
+        Resolved {
+            name: repo.repo_id.clone(),
+            display_name: repo.repo_id.clone(),
+            location: Location::Cache {
+                repo,
+                snapshot,
+                pinned: false,
+            },
+            fuzzy: false,
+        }
+    }
+
+    /// A model folder listed as `display` (managed when it has the sentinel).
+    pub fn from_folder(dir: PathBuf, display: String) -> Self {
+        let managed = store::is_workspace(&dir);
+        Resolved {
+            name: dir.display().to_string(),
+            display_name: display,
+            location: Location::Folder { dir, managed },
+            fuzzy: false,
+        }
+    }
+
     pub fn is_cache(&self) -> bool {
         matches!(self.location, Location::Cache { .. })
     }
@@ -77,6 +125,34 @@ impl Stores {
             cache: paths::hub_cache(),
             workspace_home: paths::workspace_home(),
         }
+    }
+}
+
+/// Every model in the stores, as `tanto list` and `GET /v1/models` see them:
+/// workspace-home folders (listed by folder name) first, then cache repos by id.
+pub fn all_models(stores: &Stores) -> Vec<Resolved> {
+    let mut out = Vec::new();
+    if let Some(home) = &stores.workspace_home {
+        for dir in store::workspaces(home) {
+            let display = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| dir.display().to_string());
+            out.push(Resolved::from_folder(dir, display));
+        }
+    }
+    out.extend(
+        store::cache_repos(&stores.cache)
+            .into_iter()
+            .map(Resolved::from_cache_repo),
+    );
+    out
+}
+
+impl Stores {
+    /// [`all_models`] of these stores.
+    pub fn all_models(&self) -> Vec<Resolved> {
+        all_models(self)
     }
 }
 

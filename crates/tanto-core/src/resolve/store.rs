@@ -1,15 +1,17 @@
 //! The two stores: the Hugging Face hub cache (`models--org--name/{blobs,refs,snapshots}`)
-//! and workspaces (self-contained folders, optionally with a sentinel).
+//! and workspaces (self-contained folders, optionally with a sentinel). Reading
+//! only; the cache's writes and deletions are in `cache.rs`.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::fs_walk::fs_walk;
 use crate::resolve::naming::{cache_dir_to_repo, MODEL_PREFIX};
 
-/// Sentinel file that marks a managed workspace (mlx-knife's format).
-pub const SENTINEL_FILE: &str = ".mlxk_workspace.json";
+/// Sentinel file that marks a managed workspace (defined in [`crate::workspace`]).
+pub use crate::workspace::SENTINEL_FILE;
 
 /// One `models--org--name` folder in the hub cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,26 +69,15 @@ impl CacheRepo {
 
     /// `refs/<name>` → commit (nested refs like `refs/pr/1` are included as `pr/1`).
     pub fn refs(&self) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
         let root = self.dir.join("refs");
-        let mut stack = vec![root.clone()];
-        while let Some(d) = stack.pop() {
-            let Ok(rd) = fs::read_dir(&d) else { continue };
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if let Ok(s) = fs::read_to_string(&p) {
-                    if let Ok(rel) = p.strip_prefix(&root) {
-                        out.insert(
-                            rel.to_string_lossy().replace('\\', "/"),
-                            s.trim().to_string(),
-                        );
-                    }
-                }
-            }
-        }
-        out
+        fs_walk(&root)
+            .follow_links(true)
+            .filter(|e| !e.is_dir)
+            .filter_map(|e| {
+                let s = fs::read_to_string(&e.path).ok()?;
+                Some((e.rel, s.trim().to_string()))
+            })
+            .collect()
     }
 
     /// The snapshot a bare name means: the one `refs/main` points at if present,
@@ -151,19 +142,11 @@ impl CacheRepo {
         let Some(name) = self.dir.file_name() else {
             return Vec::new();
         };
-        let mut out = Vec::new();
-        let mut stack = vec![cache.join(".locks").join(name)];
-        while let Some(d) = stack.pop() {
-            let Ok(rd) = fs::read_dir(&d) else { continue };
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.extension().is_some_and(|x| x == "lock") {
-                    out.push(p);
-                }
-            }
-        }
+        let mut out: Vec<PathBuf> = fs_walk(&cache.join(".locks").join(name))
+            .follow_links(true)
+            .filter(|e| !e.is_dir && e.path.extension().is_some_and(|x| x == "lock"))
+            .map(|e| e.path)
+            .collect();
         out.sort();
         out
     }
