@@ -290,3 +290,62 @@ fn decision_serialises_for_explain() {
     assert_eq!(v["gates"].as_array().unwrap().len(), 5);
     assert_eq!(v["gates"][3]["verdict"], "skipped");
 }
+
+#[test]
+fn chat_request_needs_a_chat_template() {
+    let chat = probe(&presets::hf_chat(), "org/tiny-chat");
+    let base = probe(&presets::hf_base(), "org/tiny-base");
+    assert!(chat.has(tanto_core::probe::CAP_CHAT));
+    assert!(!base.has(tanto_core::probe::CAP_CHAT));
+    // Completion works on both; chat only on the model with a template.
+    for p in [&chat, &base] {
+        let d = decide(p, Request::Text, &plenty(), &PolicyConfig::default());
+        assert!(d.gates[1].verdict == GateVerdict::Pass, "{:#?}", d.gates);
+    }
+    let d = decide(&base, Request::Chat, &plenty(), &PolicyConfig::default());
+    assert_block(&d, "capability", ErrorType::CapabilityMismatch, 400);
+    let e = d.error.unwrap();
+    assert!(e.message.contains("chat template"), "{}", e.message);
+    let d = decide(&chat, Request::Chat, &plenty(), &PolicyConfig::default());
+    assert_eq!(d.gates[1].verdict, GateVerdict::Pass);
+    if chat.runtime.compatible {
+        assert_eq!(d.backend, Some(Backend::SafetensorsText));
+    }
+}
+
+#[test]
+fn memory_budget_blocks_with_507_whatever_the_host() {
+    let p = probe(&presets::gguf_chat(), "org/tiny-GGUF");
+    if !p.runtime.compatible {
+        return;
+    }
+    let under = PolicyConfig::default().with_memory_budget(Some(p.weights_bytes));
+    assert_eq!(
+        decide(&p, Request::Text, &plenty(), &under).verdict,
+        Verdict::Allow
+    );
+    let over = PolicyConfig::default().with_memory_budget(Some(p.weights_bytes - 1));
+    let d = decide(&p, Request::Text, &plenty(), &over);
+    assert_block(&d, "memory", ErrorType::InsufficientMemory, 507);
+    let e = d.error.unwrap();
+    assert!(e.message.contains("memory budget"), "{}", e.message);
+    // `None` keeps an existing budget.
+    assert_eq!(
+        over.with_memory_budget(None).memory_budget,
+        over.memory_budget
+    );
+}
+
+#[test]
+fn the_plan_uses_the_decisions_backend() {
+    let p = probe(&presets::gguf_chat(), "org/tiny-GGUF");
+    if !p.runtime.compatible {
+        return;
+    }
+    let (lp, d) = plan(&p, Request::Chat, &plenty(), &PolicyConfig::default()).unwrap();
+    assert_eq!(Some(lp.backend), d.backend);
+    assert_eq!(
+        tanto_core::policy::plan::load_plan(&p, Backend::GgufText).map(|l| l.weights),
+        Some(lp.weights)
+    );
+}

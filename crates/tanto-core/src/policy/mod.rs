@@ -351,6 +351,7 @@ fn gate_memory(i: &mut Inputs) -> Outcome {
                     human_bytes(budget)
                 ),
             )
+            .with_hint("pick a smaller or more quantized model, or raise --memory-budget")
             .with_detail("required_bytes", need)
             .with_detail("budget_bytes", budget),
         );
