@@ -84,7 +84,7 @@ fn remove_repo_takes_its_lock_folder() {
     let lock = r.add_lock("model.safetensors");
     let repo = repo(&env, "org/gone");
     assert_eq!(repo.lock_files(env.cache.root()), vec![lock.clone()]);
-    let cleaned = repo.remove(env.cache.root()).unwrap();
+    let cleaned = repo.remove_repo(env.cache.root()).unwrap();
     assert_eq!(cleaned, vec![lock]);
     assert!(!repo.dir.exists());
     assert!(!env
@@ -97,7 +97,7 @@ fn remove_repo_takes_its_lock_folder() {
     let other = tempfile::tempdir().unwrap();
     let r2 = env.cache.add("org/kept", &presets::hf_chat());
     let kept = CacheRepo::from_dir(r2.dir.clone()).unwrap();
-    assert!(kept.remove(other.path()).is_err());
+    assert!(kept.remove_repo(other.path()).is_err());
     assert!(kept.dir.exists());
 }
 
@@ -227,4 +227,26 @@ fn runnable_and_serves_text() {
     assert_eq!(chat.serves_text(), chat.runnable());
     assert!(!mlx.runnable(), "no MLX engine in this build");
     assert!(!emb.serves_text(), "an embedder never generates text");
+}
+
+#[cfg(unix)]
+#[test]
+fn probe_survives_a_symlink_loop_in_a_model_folder() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("model");
+    workspace::write_folder(&dir, &presets::hf_chat());
+    std::os::unix::fs::symlink("..", dir.join("loop")).unwrap();
+    std::os::unix::fs::symlink(t.path(), dir.join("up")).unwrap();
+    // A link back to the folder itself: the old walk never ended here.
+    std::os::unix::fs::symlink(".", dir.join("self")).unwrap();
+    let p = common::probe_path(&dir);
+    // Every file is listed once: nothing under the looping links.
+    assert!(p.files.iter().all(|f| !f.path.starts_with("loop/")
+        && !f.path.starts_with("up/")
+        && !f.path.starts_with("self/")));
+    let fresh = tempfile::tempdir().unwrap();
+    let clean = fresh.path().join("model");
+    workspace::write_folder(&clean, &presets::hf_chat());
+    assert_eq!(p.files.len(), common::probe_path(&clean).files.len());
+    assert_eq!(p.health.healthy, common::probe_path(&clean).health.healthy);
 }

@@ -327,7 +327,7 @@ impl CacheRepo {
 
     /// Remove the whole repo folder (it must lie inside `cache`) and its lock
     /// folder. Returns the lock files that were cleaned.
-    pub fn remove(&self, cache: &Path) -> Result<Vec<PathBuf>, CacheError> {
+    pub fn remove_repo(&self, cache: &Path) -> Result<Vec<PathBuf>, CacheError> {
         if !is_within(&self.dir, cache) {
             return Err(CacheError::Outside {
                 path: self.dir.clone(),
