@@ -11,7 +11,6 @@
 //! for single tokens) so logits are bit-identical to llama.cpp 0.3.36's CPU
 //! build and greedy outputs agree with it.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,6 +20,7 @@ use memmap2::Mmap;
 
 use super::Backbone;
 use crate::api::EngineError;
+use crate::gguf::{md_f32, md_u32};
 use crate::kernels::{
     dot_f16_ggml, dot_f16_tiny, quantize_row_q8, Acts, BlockQ8, QMatRef, WType, QK,
 };
@@ -106,40 +106,37 @@ pub enum NativeRefusal {
 }
 
 impl GgufLlama {
+    /// Build from a parsed GGUF whose `general.architecture` is `arch` (read once
+    /// by the caller). `context` is the planned context (already bounded); the
+    /// KV cache grows on demand up to it.
     pub fn load(
         path: &Path,
         ct: &gguf_file::Content,
+        arch: &str,
         mmap: Arc<Mmap>,
         threads: usize,
-        context_cap: Option<usize>,
+        context: usize,
     ) -> Result<Self, NativeRefusal> {
         let md = &ct.metadata;
-        let arch = md
-            .get("general.architecture")
-            .and_then(|v| v.to_string().ok())
-            .cloned()
-            .unwrap_or_default();
-        if !ARCHS.contains(&arch.as_str()) {
+        if !ARCHS.contains(&arch) {
             return Err(NativeRefusal::Unsupported(format!("architecture {arch}")));
         }
         let err = |m: String| NativeRefusal::Error(invalid(path, m));
         let get = |k: &str| -> Result<u32, NativeRefusal> {
-            crate::tokenizer::md_u32(md, &format!("{arch}.{k}"))
+            md_u32(md, &format!("{arch}.{k}"))
                 .ok_or_else(|| err(format!("missing or invalid {arch}.{k}")))
         };
-        let getf = |k: &str| -> Option<f32> {
-            md.get(&format!("{arch}.{k}")).and_then(|v| v.to_f32().ok())
-        };
+        let getf = |k: &str| -> Option<f32> { md_f32(md, &format!("{arch}.{k}")) };
         if md.contains_key(&format!("{arch}.expert_count")) && get("expert_count").unwrap_or(0) > 1
         {
             return Err(NativeRefusal::Unsupported("mixture of experts".into()));
         }
+        crate::gguf::check_hparams(path, ct, arch).map_err(NativeRefusal::Error)?;
         let n_layer = get("block_count")? as usize;
         let n_embd = get("embedding_length")? as usize;
         let n_head = get("attention.head_count")? as usize;
         let n_kv_head = get("attention.head_count_kv").unwrap_or(n_head as u32) as usize;
         let n_ff = get("feed_forward_length")? as usize;
-        let context = get("context_length").unwrap_or(4096) as usize;
         if n_head == 0 || n_kv_head == 0 || n_embd % n_head != 0 || n_head % n_kv_head != 0 {
             return Err(err("inconsistent head counts".into()));
         }
@@ -165,7 +162,7 @@ impl GgufLlama {
             rope_dim,
             rope_neox: false,
             vocab: 0,
-            context: context_cap.map_or(context, |c| c.min(context)).max(1),
+            context: context.max(1),
         };
         let base = ct.tensor_data_offset as usize;
         let file_len = mmap.len();
@@ -186,8 +183,15 @@ impl GgufLlama {
             if (rows != 0 && r != rows) || cols.is_some_and(|cc| cc != c) || c % QK != 0 {
                 return Err(err(format!("{name}: unexpected shape {dims:?}")));
             }
-            let len = r * (c / QK) * ty.block_bytes();
-            let off = base + info.offset as usize;
+            let len = r
+                .checked_mul(c / QK)
+                .and_then(|n| n.checked_mul(ty.block_bytes()));
+            let off = usize::try_from(info.offset)
+                .ok()
+                .and_then(|o| base.checked_add(o));
+            let (Some(len), Some(off)) = (len, off) else {
+                return Err(err(format!("{name}: size overflows")));
+            };
             if off.checked_add(len).is_none_or(|end| end > file_len) {
                 return Err(err(format!("{name}: data beyond end of file")));
             }
@@ -280,24 +284,33 @@ impl GgufLlama {
     /// Grow the caches to hold `needed` positions. K is `[pos][kv_head][dim]`;
     /// V is stored transposed, `[kv_head][dim][pos]` (as llama.cpp does without
     /// flash attention), so the V product is a contiguous dot per output value.
-    fn ensure_cache(&mut self, needed: usize) {
+    fn ensure_cache(&mut self, needed: usize) -> Result<(), EngineError> {
         if needed <= self.cache_cap {
-            return;
+            return Ok(());
         }
         let cap = needed.div_ceil(KV_PAD) * KV_PAD;
         let kvd = self.cfg.n_kv_head * self.cfg.head_dim;
         let old = self.cache_cap;
+        let n = cap
+            .checked_mul(kvd)
+            .ok_or_else(|| EngineError::Inference("KV cache size overflows".into()))?;
+        let oom =
+            |_| EngineError::Inference(format!("out of memory for a KV cache of {cap} positions"));
         for c in self.k_cache.iter_mut() {
-            c.resize(cap * kvd, f16::ZERO);
+            c.try_reserve_exact(n - c.len()).map_err(oom)?;
+            c.resize(n, f16::ZERO);
         }
         for c in self.v_cache.iter_mut() {
-            let mut v = vec![f16::ZERO; cap * kvd];
+            let mut v = Vec::new();
+            v.try_reserve_exact(n).map_err(oom)?;
+            v.resize(n, f16::ZERO);
             for r in 0..kvd {
                 v[r * cap..r * cap + old].copy_from_slice(&c[r * old..(r + 1) * old]);
             }
             *c = v;
         }
         self.cache_cap = cap;
+        Ok(())
     }
 
     pub fn threads(&self) -> usize {
@@ -420,7 +433,7 @@ impl Backbone for GgufLlama {
                 "token id {bad} out of range"
             )));
         }
-        self.ensure_cache(pos + n_t);
+        self.ensure_cache(pos + n_t)?;
         let c = self.cfg.clone();
         let d = c.n_embd;
         let kvd = c.n_kv_head * c.head_dim;
@@ -702,30 +715,4 @@ impl Backbone for GgufLlama {
         self.cache_len = 0;
         Ok(())
     }
-}
-
-/// Read GGUF metadata and tensor index (not the data).
-pub fn read_gguf(path: &Path) -> Result<(gguf_file::Content, Arc<Mmap>), EngineError> {
-    let file = std::fs::File::open(path).map_err(|e| EngineError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    // SAFETY: the file is opened read-only; tanto never writes model files while
-    // they are loaded (a concurrent external truncation is outside the contract).
-    let mmap = unsafe { Mmap::map(&file) }.map_err(|e| EngineError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let mut cur = std::io::Cursor::new(&mmap[..]);
-    let ct = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        gguf_file::Content::read(&mut cur)
-    }))
-    .map_err(|_| invalid(path, "malformed GGUF header"))?
-    .map_err(|e| invalid(path, e.to_string()))?;
-    Ok((ct, Arc::new(mmap)))
-}
-
-/// Helper for tests: metadata map of a GGUF file.
-pub fn gguf_metadata(path: &Path) -> Result<HashMap<String, gguf_file::Value>, EngineError> {
-    Ok(read_gguf(path)?.0.metadata)
 }
