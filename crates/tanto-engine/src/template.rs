@@ -347,6 +347,89 @@ fn count_in(hay: &Value, needle: &Value) -> usize {
     }
 }
 
+/// Filters that never make a string longer than their input (plus a constant).
+const PLAIN_FILTERS: &[&str] = &[
+    "trim",
+    "string",
+    "lower",
+    "upper",
+    "title",
+    "capitalize",
+    "safe",
+    "e",
+    "escape",
+    "striptags",
+    "default",
+    "d",
+    "length",
+    "count",
+    "first",
+    "last",
+    "tojson",
+    "int",
+    "float",
+];
+
+/// Python string/dict methods whose result is no longer than the receiver.
+const PLAIN_METHODS: &[&str] = &[
+    "split",
+    "rsplit",
+    "splitlines",
+    "strip",
+    "lstrip",
+    "rstrip",
+    "lower",
+    "upper",
+    "title",
+    "capitalize",
+    "startswith",
+    "endswith",
+    "get",
+    "items",
+    "keys",
+    "values",
+    "count",
+    "find",
+    "rfind",
+    "index",
+];
+
+/// `target` used inside something that can copy it several times: a call (a
+/// macro may emit its argument twice), a repeating or rewriting filter
+/// (`replace`, `join`, …), a product, or a list literal (`[s, …] | join`).
+fn amplified(v: &Value, target: &Value, inside: bool) -> bool {
+    if v == target {
+        return inside;
+    }
+    match v {
+        Value::Object(o) => {
+            let node = o.get("node");
+            let inside = inside
+                || match o.get("expr").and_then(Value::as_str) {
+                    Some("Call") => {
+                        let callee = node.and_then(|n| n.get("expr"));
+                        let method = callee
+                            .filter(|c| c.get("expr").and_then(Value::as_str) == Some("GetAttr"))
+                            .and_then(|c| c.get("node")?.get("name")?.as_str());
+                        !method.is_some_and(|m| PLAIN_METHODS.contains(&m))
+                    }
+                    Some("List") | Some("Map") => true,
+                    Some("Filter") => {
+                        let name = node.and_then(|n| n.get("name")).and_then(Value::as_str);
+                        !name.is_some_and(|n| PLAIN_FILTERS.contains(&n))
+                    }
+                    Some("BinOp") => {
+                        node.and_then(|n| n.get("op")).and_then(Value::as_str) == Some("Mul")
+                    }
+                    _ => false,
+                };
+            o.values().any(|x| amplified(x, target, inside))
+        }
+        Value::Array(a) => a.iter().any(|x| amplified(x, target, inside)),
+        _ => false,
+    }
+}
+
 /// A `Mul` with a literal integer operand above [`MAX_REPEAT`].
 fn big_repeat(v: &Value) -> bool {
     match v {
@@ -394,7 +477,7 @@ fn scan(v: &Value, loops: usize, found: &mut Option<String>) {
                         .get("expr")
                         .or_else(|| n.get("body"))
                         .unwrap_or(&Value::Null);
-                    if count_in(value, &target) >= 2 {
+                    if count_in(value, &target) >= 2 || amplified(value, &target, false) {
                         *found = Some(
                             "a loop doubles a value (it is set from two copies of itself)".into(),
                         );
@@ -809,6 +892,18 @@ mod tests {
             TemplateLimit::Output,
         );
         assert_limit("{{ 'x' * 99999999 }}", TemplateLimit::Output);
+        // Copies made by a macro, a rewriting filter, a product or a joined list.
+        for body in [
+            "{% set s = twice(s) %}",
+            "{% set s = s | replace('x', 'xx') %}",
+            "{% set s = s * 2 %}",
+            "{% set s = [s, 'y'] | join(s) %}",
+        ] {
+            let src = format!(
+                "{{% macro twice(x) %}}{{{{ x }}}}{{{{ x }}}}{{% endmacro %}}{{% set s = 'x' %}}{{% for i in range(64) %}}{body}{{% endfor %}}{{{{ s }}}}"
+            );
+            assert_limit(&src, TemplateLimit::Output);
+        }
     }
 
     #[test]
@@ -857,7 +952,13 @@ mod tests {
     #[test]
     fn normal_templates_accumulating_text_are_not_flagged() {
         // Linear accumulation (one copy of the target plus other text) is fine.
-        let src = "{% set ns = namespace(sys='') %}{% for m in messages %}{% set c = m['content'] %}{% set ns.sys = ns.sys ~ c ~ c %}{% endfor %}{{ ns.sys }}|{{ messages | tojson(indent=2) | length > 0 }}|{{ 'ab' * 3 }}";
+        // DeepSeek-R1 style: a method call on the target itself.
+        let r1 = "{% for m in messages %}{% set content = m['content'] %}{% if '</think>' in content %}{% set content = content.split('</think>')[-1].strip() %}{% endif %}{{ content }}{% endfor %}";
+        assert_eq!(
+            render_chat(r1, &[msg("assistant", "a</think> b")], false).unwrap(),
+            "b"
+        );
+        let src = "{% macro r(x) %}{{ x | trim }}{% endmacro %}{% set ns = namespace(sys='') %}{% for m in messages %}{% set c = m['content'] %}{% set ns.sys = (ns.sys ~ c | trim) ~ r(c) %}{% endfor %}{{ ns.sys }}|{{ messages | tojson(indent=2) | length > 0 }}|{{ 'ab' * 3 }}";
         let t = ChatTemplate::new(src.into()).unwrap();
         assert_eq!(t.render(&user(2), false).unwrap(), "m0m0m1m1|True|ababab");
         assert_eq!(
