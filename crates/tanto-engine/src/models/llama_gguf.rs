@@ -416,6 +416,368 @@ fn softmax_exp_sum(sc: &mut [f32], mx: f32) -> f64 {
     sum
 }
 
+/// One forward pass's shapes and shared scratch, so that each step of the
+/// layer loop is a named method. Every step runs on all team threads, each on
+/// its own share of rows, tokens or heads; the team syncs between steps.
+#[derive(Clone, Copy)]
+struct Pass<'a> {
+    m: &'a GgufLlama,
+    c: &'a LlamaConfig,
+    n_t: usize,
+    pos: usize,
+    d: usize,
+    kvd: usize,
+    qkv_w: usize,
+    nb_d: usize,
+    kv_len: usize,
+    group: usize,
+    max_kv: usize,
+    gemm: bool,
+    cap: usize,
+    scale: f32,
+    half: usize,
+    rope: &'a [(f32, f32)],
+    xb: &'a SharedBuf<f32>,
+    xnb: &'a SharedBuf<f32>,
+    xqb: &'a SharedBuf<BlockQ8>,
+    qkvb: &'a SharedBuf<f32>,
+    attb: &'a SharedBuf<f32>,
+    gateb: &'a SharedBuf<f32>,
+    hidb: &'a SharedBuf<f32>,
+    logb: &'a SharedBuf<f32>,
+    scb: &'a SharedBuf<f32>,
+    kcb: &'a [SharedBuf<f16>],
+    vcb: &'a [SharedBuf<f16>],
+}
+
+impl Pass<'_> {
+    /// Quantize rows `t` of `src` (width `w`) into xq, or leave floats for F32/F16 weights.
+    fn quantize(&self, team: &Team<'_>, src: &SharedBuf<f32>, w: usize) {
+        let (t0, t1) = team.range(self.n_t, 1);
+        for t in t0..t1 {
+            // SAFETY: rows t0..t1 are this thread's; src is not written in this step.
+            let row = unsafe { src.slice(t * w, w) };
+            let out = unsafe { self.xqb.slice_mut(t * (w / QK), w / QK) };
+            quantize_row_q8(row, out);
+        }
+    }
+
+    /// 1. attention norm (+ quantize)
+    fn attn_norm(&self, team: &Team<'_>, l: &Layer) {
+        let Pass {
+            c, n_t, d, xb, xnb, ..
+        } = *self;
+        let (t0, t1) = team.range(n_t, 1);
+        for t in t0..t1 {
+            let (xr, on) = unsafe { (xb.slice(t * d, d), xnb.slice_mut(t * d, d)) };
+            rms_norm(xr, &l.attn_norm, c.eps, on);
+        }
+        if l.wq.ty.is_quantized() {
+            self.quantize(team, xnb, d);
+        }
+        team.sync();
+    }
+
+    /// 2. q, k, v
+    fn qkv(&self, team: &Team<'_>, l: &Layer) {
+        let Pass {
+            m: this,
+            n_t,
+            d,
+            kvd,
+            qkv_w,
+            xnb,
+            xqb,
+            qkvb,
+            ..
+        } = *self;
+        let (r0, r1) = team.range(qkv_w, 4);
+        for (w, base) in [(l.wq, 0), (l.wk, d), (l.wv, d + kvd)] {
+            let (s, e) = (r0.max(base), r1.min(base + w.rows));
+            if s < e {
+                let a = acts_for(w, xqb, xnb, n_t, d);
+                this.mat(w)
+                    .matmul_rows(&a, n_t, s - base, e - base, |t, r, v| unsafe {
+                        qkvb.slice_mut(t * qkv_w + base + r, 1)[0] = v;
+                    });
+            }
+        }
+        team.sync();
+    }
+
+    /// 3a. RoPE on q and k; k, v into the f16 cache.
+    fn rope_and_cache(&self, team: &Team<'_>, li: usize) {
+        let Pass {
+            c,
+            n_t,
+            pos,
+            d,
+            kvd,
+            qkv_w,
+            cap,
+            half,
+            rope,
+            qkvb,
+            kcb,
+            vcb,
+            ..
+        } = *self;
+        let units = n_t * (c.n_head + c.n_kv_head);
+        let (u0, u1) = team.range(units, 1);
+        for u in u0..u1 {
+            let t = u / (c.n_head + c.n_kv_head);
+            let h = u % (c.n_head + c.n_kv_head);
+            let off = if h < c.n_head {
+                t * qkv_w + h * c.head_dim
+            } else {
+                t * qkv_w + d + (h - c.n_head) * c.head_dim
+            };
+            let v = unsafe { qkvb.slice_mut(off, c.head_dim) };
+            let ang = &rope[t * half..(t + 1) * half];
+            for (i, &(co, si)) in ang.iter().enumerate() {
+                let (a, b) = if c.rope_neox {
+                    (i, i + half)
+                } else {
+                    (2 * i, 2 * i + 1)
+                };
+                let (x0, x1) = (v[a], v[b]);
+                // ggml's C++ is built with FMA contraction: the first
+                // product of each expression is fused, the second rounded.
+                v[a] = x0.mul_add(co, -(x1 * si));
+                v[b] = x0.mul_add(si, x1 * co);
+            }
+            if h >= c.n_head {
+                let kh = h - c.n_head;
+                let dst = (pos + t) * kvd + kh * c.head_dim;
+                let kc = unsafe { kcb[li].slice_mut(dst, c.head_dim) };
+                for (o, &s) in kc.iter_mut().zip(v.iter()) {
+                    *o = f16::from_f32(s);
+                }
+                let vsrc = unsafe { qkvb.slice(t * qkv_w + d + kvd + kh * c.head_dim, c.head_dim) };
+                for (e, &s) in vsrc.iter().enumerate() {
+                    let at = (kh * c.head_dim + e) * cap + pos + t;
+                    // SAFETY: one (position, kv head) per unit: disjoint.
+                    unsafe { vcb[li].slice_mut(at, 1)[0] = f16::from_f32(s) };
+                }
+            }
+        }
+        team.sync();
+    }
+
+    /// 3b. attention per (token, head)
+    fn attention(&self, team: &Team<'_>, li: usize) {
+        let Pass {
+            c,
+            n_t,
+            pos,
+            d,
+            kvd,
+            qkv_w,
+            kv_len,
+            group,
+            max_kv,
+            gemm,
+            cap,
+            scale,
+            qkvb,
+            attb,
+            scb,
+            kcb,
+            vcb,
+            ..
+        } = *self;
+        let units = n_t * c.n_head;
+        let (u0, u1) = team.range(units, 1);
+        let sc = unsafe { scb.slice_mut(team.ith * max_kv, max_kv) };
+        let mut qf = vec![0f32; c.head_dim];
+        let mut pf = vec![0f32; max_kv];
+
+        for u in u0..u1 {
+            let t = u / c.n_head;
+            let h = u % c.n_head;
+            let kh = h / group;
+            let n_ctx = pos + t + 1;
+            // ggml converts Q to f16 for the K·Q product.
+            let q = unsafe { qkvb.slice(t * qkv_w + h * c.head_dim, c.head_dim) };
+            for (o, &s) in qf.iter_mut().zip(q) {
+                *o = f16::from_f32(s).to_f32();
+            }
+            let kc = unsafe { kcb[li].slice(0, kv_len * kvd) };
+            let mut mx = f32::NEG_INFINITY;
+            for (j, s) in sc[..n_ctx].iter_mut().enumerate() {
+                let kr = &kc[j * kvd + kh * c.head_dim..j * kvd + (kh + 1) * c.head_dim];
+                let d = if gemm {
+                    dot_f16_tiny(kr, &qf)
+                } else {
+                    dot_f16_ggml(kr, &qf)
+                };
+                *s = d * scale;
+                mx = mx.max(*s);
+            }
+            // ggml's softmax runs over the whole padded window; masked
+            // slots are exact zeros, so whole masked groups of 8 can be
+            // skipped without changing the sum.
+            let n_soft = n_ctx.div_ceil(8) * 8;
+            for s in sc[n_ctx..n_soft].iter_mut() {
+                *s = f32::NEG_INFINITY;
+            }
+            let sum = softmax_exp_sum(&mut sc[..n_soft], mx);
+            let inv = (1.0 / sum) as f32;
+            // V·P over the window rounded to the kernel's lane group:
+            // probabilities (rounded to f16 like ggml) past n_ctx are 0.
+            let n_v = n_ctx.div_ceil(if gemm { 8 } else { 32 }) * if gemm { 8 } else { 32 };
+            for (o, &s) in pf[..n_ctx].iter_mut().zip(&sc[..n_ctx]) {
+                *o = f16::from_f32(s * inv).to_f32();
+            }
+            pf[n_ctx..n_v].fill(0.0);
+            let out = unsafe { attb.slice_mut(t * d + h * c.head_dim, c.head_dim) };
+            for (e, o) in out.iter_mut().enumerate() {
+                let vt = unsafe { vcb[li].slice((kh * c.head_dim + e) * cap, n_v) };
+                *o = if gemm {
+                    dot_f16_tiny(vt, &pf[..n_v])
+                } else {
+                    dot_f16_ggml(vt, &pf[..n_v])
+                };
+            }
+        }
+        team.sync();
+    }
+
+    /// 3c. quantize attention output, 4. output projection + residual
+    fn out_proj(&self, team: &Team<'_>, l: &Layer) {
+        let Pass {
+            m: this,
+            n_t,
+            d,
+            xb,
+            xqb,
+            attb,
+            ..
+        } = *self;
+        if l.wo.ty.is_quantized() {
+            self.quantize(team, attb, d);
+            team.sync();
+        }
+        let (r0, r1) = team.range(d, 4);
+        let a = acts_for(l.wo, xqb, attb, n_t, d);
+        this.mat(l.wo)
+            .matmul_rows(&a, n_t, r0, r1, |t, r, v| unsafe {
+                xb.slice_mut(t * d + r, 1)[0] += v;
+            });
+        team.sync();
+    }
+
+    /// 5. ffn norm
+    fn ffn_norm(&self, team: &Team<'_>, l: &Layer) {
+        let Pass {
+            c, n_t, d, xb, xnb, ..
+        } = *self;
+        let (t0, t1) = team.range(n_t, 1);
+        for t in t0..t1 {
+            let (xr, on) = unsafe { (xb.slice(t * d, d), xnb.slice_mut(t * d, d)) };
+            rms_norm(xr, &l.ffn_norm, c.eps, on);
+        }
+        if l.w_gate.ty.is_quantized() {
+            self.quantize(team, xnb, d);
+        }
+        team.sync();
+    }
+
+    /// 6. gate, up, silu(gate) * up
+    fn gate_up(&self, team: &Team<'_>, l: &Layer) {
+        let Pass {
+            m: this,
+            c,
+            n_t,
+            d,
+            xnb,
+            xqb,
+            gateb,
+            hidb,
+            ..
+        } = *self;
+        let (r0, r1) = team.range(c.n_ff, 4);
+        let a = acts_for(l.w_gate, xqb, xnb, n_t, d);
+        this.mat(l.w_gate)
+            .matmul_rows(&a, n_t, r0, r1, |t, r, v| unsafe {
+                gateb.slice_mut(t * c.n_ff + r, 1)[0] = v;
+            });
+        this.mat(l.w_up)
+            .matmul_rows(&a, n_t, r0, r1, |t, r, v| unsafe {
+                let g = gateb.slice(t * c.n_ff + r, 1)[0];
+                hidb.slice_mut(t * c.n_ff + r, 1)[0] = silu(g) * v;
+            });
+        team.sync();
+    }
+
+    /// 7. quantize hidden, 8. down projection + residual
+    fn down_proj(&self, team: &Team<'_>, l: &Layer) {
+        let Pass {
+            m: this,
+            c,
+            n_t,
+            d,
+            xb,
+            xqb,
+            hidb,
+            ..
+        } = *self;
+        if l.w_down.ty.is_quantized() {
+            self.quantize(team, hidb, c.n_ff);
+            team.sync();
+        }
+        let (r0, r1) = team.range(d, 4);
+        let a = acts_for(l.w_down, xqb, hidb, n_t, c.n_ff);
+        this.mat(l.w_down)
+            .matmul_rows(&a, n_t, r0, r1, |t, r, v| unsafe {
+                xb.slice_mut(t * d + r, 1)[0] += v;
+            });
+        team.sync();
+    }
+
+    /// Final norm of the last token, then the vocabulary projection.
+    fn logits(&self, team: &Team<'_>) {
+        let Pass {
+            m: this,
+            c,
+            n_t,
+            d,
+            nb_d,
+            xb,
+            xnb,
+            xqb,
+            logb,
+            ..
+        } = *self;
+        let last = n_t - 1;
+        if team.ith == 0 {
+            let (xr, on) = unsafe { (xb.slice(last * d, d), xnb.slice_mut(0, d)) };
+            rms_norm(xr, &this.output_norm, c.eps, on);
+            if this.output.ty.is_quantized() {
+                let row = unsafe { xnb.slice(0, d) };
+                quantize_row_q8(row, unsafe { xqb.slice_mut(0, nb_d) });
+            }
+        }
+        team.sync();
+        let (r0, r1) = team.range(c.vocab, 8);
+        let a = if this.output.ty.is_quantized() {
+            Acts::Q8 {
+                blocks: unsafe { xqb.slice(0, nb_d) },
+                per_row: nb_d,
+            }
+        } else {
+            Acts::F32 {
+                x: unsafe { xnb.slice(0, d) },
+                cols: d,
+            }
+        };
+        this.mat(this.output)
+            .matmul_rows(&a, 1, r0, r1, |_, r, v| unsafe {
+                logb.slice_mut(r, 1)[0] = v;
+            });
+    }
+}
+
 impl Backbone for GgufLlama {
     fn forward(&mut self, ids: &[u32], pos: usize) -> Result<Vec<f32>, EngineError> {
         let n_t = ids.len();
@@ -491,215 +853,47 @@ impl Backbone for GgufLlama {
         let this = &*self;
         let scale = 1.0f32 / (c.head_dim as f32).sqrt();
 
-        // Quantize rows `t` of `src` (width `w`) into xq, or leave floats for F32/F16 weights.
-        let quantize = |team: &Team<'_>, src: &SharedBuf<f32>, w: usize| {
-            let (t0, t1) = team.range(n_t, 1);
-            for t in t0..t1 {
-                // SAFETY: rows t0..t1 are this thread's; src is not written in this step.
-                let row = unsafe { src.slice(t * w, w) };
-                let out = unsafe { xqb.slice_mut(t * (w / QK), w / QK) };
-                quantize_row_q8(row, out);
-            }
+        let pass = Pass {
+            m: this,
+            c: &c,
+            n_t,
+            pos,
+            d,
+            kvd,
+            qkv_w,
+            nb_d,
+            kv_len,
+            group,
+            max_kv,
+            gemm,
+            cap,
+            scale,
+            half,
+            rope: &rope,
+            xb: &xb,
+            xnb: &xnb,
+            xqb: &xqb,
+            qkvb: &qkvb,
+            attb: &attb,
+            gateb: &gateb,
+            hidb: &hidb,
+            logb: &logb,
+            scb: &scb,
+            kcb: &kcb,
+            vcb: &vcb,
         };
         let run = self.pool.run(|team| {
             for (li, l) in this.layers.iter().enumerate() {
-                // 1. attention norm (+ quantize)
-                let (t0, t1) = team.range(n_t, 1);
-                for t in t0..t1 {
-                    let (xr, on) = unsafe { (xb.slice(t * d, d), xnb.slice_mut(t * d, d)) };
-                    rms_norm(xr, &l.attn_norm, c.eps, on);
-                }
-                if l.wq.ty.is_quantized() {
-                    quantize(team, &xnb, d);
-                }
-                team.sync();
-                // 2. q, k, v
-                let (r0, r1) = team.range(qkv_w, 4);
-                for (w, base) in [(l.wq, 0), (l.wk, d), (l.wv, d + kvd)] {
-                    let (s, e) = (r0.max(base), r1.min(base + w.rows));
-                    if s < e {
-                        let a = acts_for(w, &xqb, &xnb, n_t, d);
-                        this.mat(w)
-                            .matmul_rows(&a, n_t, s - base, e - base, |t, r, v| unsafe {
-                                qkvb.slice_mut(t * qkv_w + base + r, 1)[0] = v;
-                            });
-                    }
-                }
-                team.sync();
-                // 3a. RoPE on q and k; k, v into the f16 cache.
-                let units = n_t * (c.n_head + c.n_kv_head);
-                let (u0, u1) = team.range(units, 1);
-                for u in u0..u1 {
-                    let t = u / (c.n_head + c.n_kv_head);
-                    let h = u % (c.n_head + c.n_kv_head);
-                    let off = if h < c.n_head {
-                        t * qkv_w + h * c.head_dim
-                    } else {
-                        t * qkv_w + d + (h - c.n_head) * c.head_dim
-                    };
-                    let v = unsafe { qkvb.slice_mut(off, c.head_dim) };
-                    let ang = &rope[t * half..(t + 1) * half];
-                    for (i, &(co, si)) in ang.iter().enumerate() {
-                        let (a, b) = if c.rope_neox {
-                            (i, i + half)
-                        } else {
-                            (2 * i, 2 * i + 1)
-                        };
-                        let (x0, x1) = (v[a], v[b]);
-                        // ggml's C++ is built with FMA contraction: the first
-                        // product of each expression is fused, the second rounded.
-                        v[a] = x0.mul_add(co, -(x1 * si));
-                        v[b] = x0.mul_add(si, x1 * co);
-                    }
-                    if h >= c.n_head {
-                        let kh = h - c.n_head;
-                        let dst = (pos + t) * kvd + kh * c.head_dim;
-                        let kc = unsafe { kcb[li].slice_mut(dst, c.head_dim) };
-                        for (o, &s) in kc.iter_mut().zip(v.iter()) {
-                            *o = f16::from_f32(s);
-                        }
-                        let vsrc = unsafe {
-                            qkvb.slice(t * qkv_w + d + kvd + kh * c.head_dim, c.head_dim)
-                        };
-                        for (e, &s) in vsrc.iter().enumerate() {
-                            let at = (kh * c.head_dim + e) * cap + pos + t;
-                            // SAFETY: one (position, kv head) per unit: disjoint.
-                            unsafe { vcb[li].slice_mut(at, 1)[0] = f16::from_f32(s) };
-                        }
-                    }
-                }
-                team.sync();
-                // 3b. attention per (token, head)
-                let units = n_t * c.n_head;
-                let (u0, u1) = team.range(units, 1);
-                let sc = unsafe { scb.slice_mut(team.ith * max_kv, max_kv) };
-                let mut qf = vec![0f32; c.head_dim];
-                let mut pf = vec![0f32; max_kv];
-
-                for u in u0..u1 {
-                    let t = u / c.n_head;
-                    let h = u % c.n_head;
-                    let kh = h / group;
-                    let n_ctx = pos + t + 1;
-                    // ggml converts Q to f16 for the K·Q product.
-                    let q = unsafe { qkvb.slice(t * qkv_w + h * c.head_dim, c.head_dim) };
-                    for (o, &s) in qf.iter_mut().zip(q) {
-                        *o = f16::from_f32(s).to_f32();
-                    }
-                    let kc = unsafe { kcb[li].slice(0, kv_len * kvd) };
-                    let mut mx = f32::NEG_INFINITY;
-                    for (j, s) in sc[..n_ctx].iter_mut().enumerate() {
-                        let kr = &kc[j * kvd + kh * c.head_dim..j * kvd + (kh + 1) * c.head_dim];
-                        let d = if gemm {
-                            dot_f16_tiny(kr, &qf)
-                        } else {
-                            dot_f16_ggml(kr, &qf)
-                        };
-                        *s = d * scale;
-                        mx = mx.max(*s);
-                    }
-                    // ggml's softmax runs over the whole padded window; masked
-                    // slots are exact zeros, so whole masked groups of 8 can be
-                    // skipped without changing the sum.
-                    let n_soft = n_ctx.div_ceil(8) * 8;
-                    for s in sc[n_ctx..n_soft].iter_mut() {
-                        *s = f32::NEG_INFINITY;
-                    }
-                    let sum = softmax_exp_sum(&mut sc[..n_soft], mx);
-                    let inv = (1.0 / sum) as f32;
-                    // V·P over the window rounded to the kernel's lane group:
-                    // probabilities (rounded to f16 like ggml) past n_ctx are 0.
-                    let n_v = n_ctx.div_ceil(if gemm { 8 } else { 32 }) * if gemm { 8 } else { 32 };
-                    for (o, &s) in pf[..n_ctx].iter_mut().zip(&sc[..n_ctx]) {
-                        *o = f16::from_f32(s * inv).to_f32();
-                    }
-                    pf[n_ctx..n_v].fill(0.0);
-                    let out = unsafe { attb.slice_mut(t * d + h * c.head_dim, c.head_dim) };
-                    for (e, o) in out.iter_mut().enumerate() {
-                        let vt = unsafe { vcb[li].slice((kh * c.head_dim + e) * cap, n_v) };
-                        *o = if gemm {
-                            dot_f16_tiny(vt, &pf[..n_v])
-                        } else {
-                            dot_f16_ggml(vt, &pf[..n_v])
-                        };
-                    }
-                }
-                team.sync();
-                // 3c. quantize attention output, 4. output projection + residual
-                if l.wo.ty.is_quantized() {
-                    quantize(team, &attb, d);
-                    team.sync();
-                }
-                let (r0, r1) = team.range(d, 4);
-                let a = acts_for(l.wo, &xqb, &attb, n_t, d);
-                this.mat(l.wo)
-                    .matmul_rows(&a, n_t, r0, r1, |t, r, v| unsafe {
-                        xb.slice_mut(t * d + r, 1)[0] += v;
-                    });
-                team.sync();
-                // 5. ffn norm
-                let (t0, t1) = team.range(n_t, 1);
-                for t in t0..t1 {
-                    let (xr, on) = unsafe { (xb.slice(t * d, d), xnb.slice_mut(t * d, d)) };
-                    rms_norm(xr, &l.ffn_norm, c.eps, on);
-                }
-                if l.w_gate.ty.is_quantized() {
-                    quantize(team, &xnb, d);
-                }
-                team.sync();
-                // 6. gate, up, silu(gate) * up
-                let (r0, r1) = team.range(c.n_ff, 4);
-                let a = acts_for(l.w_gate, &xqb, &xnb, n_t, d);
-                this.mat(l.w_gate)
-                    .matmul_rows(&a, n_t, r0, r1, |t, r, v| unsafe {
-                        gateb.slice_mut(t * c.n_ff + r, 1)[0] = v;
-                    });
-                this.mat(l.w_up)
-                    .matmul_rows(&a, n_t, r0, r1, |t, r, v| unsafe {
-                        let g = gateb.slice(t * c.n_ff + r, 1)[0];
-                        hidb.slice_mut(t * c.n_ff + r, 1)[0] = silu(g) * v;
-                    });
-                team.sync();
-                // 7. quantize hidden, 8. down projection + residual
-                if l.w_down.ty.is_quantized() {
-                    quantize(team, &hidb, c.n_ff);
-                    team.sync();
-                }
-                let (r0, r1) = team.range(d, 4);
-                let a = acts_for(l.w_down, &xqb, &hidb, n_t, c.n_ff);
-                this.mat(l.w_down)
-                    .matmul_rows(&a, n_t, r0, r1, |t, r, v| unsafe {
-                        xb.slice_mut(t * d + r, 1)[0] += v;
-                    });
-                team.sync();
+                pass.attn_norm(team, l);
+                pass.qkv(team, l);
+                pass.rope_and_cache(team, li);
+                pass.attention(team, li);
+                pass.out_proj(team, l);
+                pass.ffn_norm(team, l);
+                pass.gate_up(team, l);
+                pass.down_proj(team, l);
             }
-            // Final norm of the last token, then the vocabulary projection.
-            let last = n_t - 1;
-            if team.ith == 0 {
-                let (xr, on) = unsafe { (xb.slice(last * d, d), xnb.slice_mut(0, d)) };
-                rms_norm(xr, &this.output_norm, c.eps, on);
-                if this.output.ty.is_quantized() {
-                    let row = unsafe { xnb.slice(0, d) };
-                    quantize_row_q8(row, unsafe { xqb.slice_mut(0, nb_d) });
-                }
-            }
-            team.sync();
-            let (r0, r1) = team.range(c.vocab, 8);
-            let a = if this.output.ty.is_quantized() {
-                Acts::Q8 {
-                    blocks: unsafe { xqb.slice(0, nb_d) },
-                    per_row: nb_d,
-                }
-            } else {
-                Acts::F32 {
-                    x: unsafe { xnb.slice(0, d) },
-                    cols: d,
-                }
-            };
-            this.mat(this.output)
-                .matmul_rows(&a, 1, r0, r1, |_, r, v| unsafe {
-                    logb.slice_mut(r, 1)[0] = v;
-                });
+            pass.logits(team);
         });
         run.map_err(EngineError::Inference)?;
         self.cache_len = pos + n_t;
