@@ -1,11 +1,13 @@
-//! The engine's public contract, shared by `tanto run` and `tanto serve`.
+//! The engine's public contract, shared by `tanto run` and `tanto serve`: request
+//! and result types, the error enum with its one classification, and the
+//! [`TextModel`] trait. A leaf: it depends on no other engine module.
 //! Add fields freely; do not rename (the server maps them to OpenAI's shapes).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tanto_core::plan::LoadPlan;
+use tanto_core::error::ErrorType;
 
 /// One chat turn. `content` is plain text (content-part arrays are flattened by the caller).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +141,9 @@ pub struct TextModelInfo {
     pub load_time: Duration,
 }
 
+/// Everything the engine can fail with. Load-time problems with the model's own
+/// files (weights, config, tokenizer, chat template) are `Io` / `InvalidModel`;
+/// `Tokenizer` and `Template` are failures while serving one request.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("unsupported architecture '{0}' for this backend")]
@@ -147,16 +152,85 @@ pub enum EngineError {
     Io { path: PathBuf, message: String },
     #[error("invalid model file {path}: {message}")]
     InvalidModel { path: PathBuf, message: String },
+    /// Encoding or decoding one request's text failed (the tokenizer itself loaded).
     #[error("tokenizer error: {0}")]
     Tokenizer(String),
+    /// The chat template rejected this request's messages (`raise_exception`, a
+    /// type error on the given content).
     #[error("chat template error: {0}")]
     Template(String),
+    /// Rendering the chat template ran past one of the engine's limits: the
+    /// template, not the request, is at fault, and the model stays usable.
+    #[error("chat template exceeded the {limit} limit: {message}")]
+    TemplateLimit {
+        limit: TemplateLimit,
+        message: String,
+    },
     #[error("model has no chat template; use plain completion (--no-chat-template)")]
     NoChatTemplate,
     #[error("prompt is {prompt} tokens but the context length is {context}")]
     PromptTooLong { prompt: usize, context: usize },
     #[error("inference error: {0}")]
     Inference(String),
+}
+
+/// Which render limit a chat template hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateLimit {
+    /// Instruction budget (minijinja fuel): runaway or nested loops.
+    Fuel,
+    /// Nesting depth of macros, includes and recursive loops.
+    Recursion,
+    /// Size of the rendered text or of a value built while rendering.
+    Output,
+    /// Wall-clock time of one render.
+    Time,
+}
+
+impl std::fmt::Display for TemplateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TemplateLimit::Fuel => "instruction (fuel)",
+            TemplateLimit::Recursion => "recursion",
+            TemplateLimit::Output => "output size",
+            TemplateLimit::Time => "time",
+        })
+    }
+}
+
+impl EngineError {
+    /// The one classification of engine errors for every front-end (the CLI's
+    /// `--json` `type`, the server's HTTP status via [`ErrorType::http_status`]).
+    ///
+    /// - the model's files are unreadable or malformed, including a tokenizer or
+    ///   chat template that does not load, and a template that blows a render
+    ///   limit: `unhealthy_model` (re-download or pick another model);
+    /// - no chat template: `capability_mismatch` (the model cannot chat; plain
+    ///   completion works);
+    /// - the request does not fit (prompt too long, the template rejects these
+    ///   messages): `validation_error` (the server words it as OpenAI's
+    ///   `invalid_request_error`, same status 400);
+    /// - no engine for this architecture: `runtime_incompatible`;
+    /// - a failure while running: `execution_error`.
+    pub fn error_type(&self) -> ErrorType {
+        match self {
+            EngineError::UnsupportedArchitecture(_) => ErrorType::RuntimeIncompatible,
+            EngineError::Io { .. }
+            | EngineError::InvalidModel { .. }
+            | EngineError::TemplateLimit { .. } => ErrorType::UnhealthyModel,
+            EngineError::NoChatTemplate => ErrorType::CapabilityMismatch,
+            EngineError::PromptTooLong { .. } | EngineError::Template(_) => {
+                ErrorType::ValidationError
+            }
+            EngineError::Tokenizer(_) | EngineError::Inference(_) => ErrorType::ExecutionError,
+        }
+    }
+
+    /// HTTP status of [`EngineError::error_type`].
+    pub fn http_status(&self) -> u16 {
+        self.error_type().http_status()
+    }
 }
 
 impl From<candle_core::Error> for EngineError {
@@ -195,10 +269,81 @@ pub trait TextModel: Send {
     ) -> Result<GenerationOutput, EngineError>;
 }
 
-/// Load a text model as the policy planned it.
-pub fn load_text_model(
-    plan: &LoadPlan,
-    opts: &LoadOptions,
-) -> Result<Box<dyn TextModel>, EngineError> {
-    Ok(Box::new(crate::engine::TextEngine::load(plan, opts)?))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Vec<EngineError> {
+        let p = || PathBuf::from("m.gguf");
+        vec![
+            EngineError::UnsupportedArchitecture("mamba".into()),
+            EngineError::Io {
+                path: p(),
+                message: "gone".into(),
+            },
+            EngineError::InvalidModel {
+                path: p(),
+                message: "bad".into(),
+            },
+            EngineError::Tokenizer("x".into()),
+            EngineError::Template("roles must alternate".into()),
+            EngineError::TemplateLimit {
+                limit: TemplateLimit::Fuel,
+                message: "x".into(),
+            },
+            EngineError::NoChatTemplate,
+            EngineError::PromptTooLong {
+                prompt: 9,
+                context: 8,
+            },
+            EngineError::Inference("x".into()),
+        ]
+    }
+
+    #[test]
+    fn missing_chat_template_is_a_capability_problem() {
+        assert_eq!(
+            EngineError::NoChatTemplate.error_type(),
+            ErrorType::CapabilityMismatch
+        );
+        assert_eq!(EngineError::NoChatTemplate.http_status(), 400);
+    }
+
+    #[test]
+    fn broken_model_files_are_unhealthy_and_request_problems_are_validation() {
+        let p = PathBuf::from("tokenizer.json");
+        let bad_tok = EngineError::InvalidModel {
+            path: p,
+            message: "tokenizer: eof".into(),
+        };
+        assert_eq!(bad_tok.error_type(), ErrorType::UnhealthyModel);
+        assert_eq!(bad_tok.http_status(), 422);
+        let long = EngineError::PromptTooLong {
+            prompt: 9,
+            context: 8,
+        };
+        assert_eq!(long.error_type(), ErrorType::ValidationError);
+        assert_eq!(
+            EngineError::Template("no".into()).error_type(),
+            ErrorType::ValidationError
+        );
+        let limit = EngineError::TemplateLimit {
+            limit: TemplateLimit::Output,
+            message: "x".into(),
+        };
+        assert_eq!(limit.error_type(), ErrorType::UnhealthyModel);
+        assert!(limit.to_string().contains("output size"));
+        assert_eq!(EngineError::Tokenizer("x".into()).http_status(), 500);
+        assert_eq!(
+            EngineError::UnsupportedArchitecture("x".into()).http_status(),
+            501
+        );
+    }
+
+    #[test]
+    fn status_always_follows_the_error_type() {
+        for e in all() {
+            assert_eq!(e.http_status(), e.error_type().http_status(), "{e}");
+        }
+    }
 }

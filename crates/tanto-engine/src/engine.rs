@@ -7,15 +7,16 @@ use serde_json::Value;
 use tanto_core::plan::{Backend, LoadPlan, Weights};
 
 use crate::api::*;
+use crate::gguf::{self, md_u32};
 use crate::models::candle_models::{CandleModel, GGUF_ARCHS, SAFETENSORS_ARCHS};
-use crate::models::llama_gguf::{self, GgufLlama, NativeRefusal};
+use crate::models::llama_gguf::{GgufLlama, NativeRefusal};
 use crate::models::Backbone;
 use crate::sampler::Sampler;
 use crate::stream::{
     prompt_opens_think, Channel, IncrementalDecoder, ReasoningSplitter, StopMatcher,
 };
 use crate::template::{find_template_in_dir, ChatTemplate};
-use crate::tokenizer::{md_u32, read_json_opt, TextTokenizer};
+use crate::tokenizer::{read_json_opt, TextTokenizer};
 
 pub struct TextEngine {
     info: TextModelInfo,
@@ -52,6 +53,24 @@ fn eos_ids_from(v: Option<&Value>, out: &mut Vec<u32>) {
             }
         }
         _ => {}
+    }
+}
+
+/// A tokenizer or chat template that fails while *loading* is a defect of the
+/// model's files, not of any request: report it as `InvalidModel` naming the file.
+fn at_load(path: &Path, e: EngineError) -> EngineError {
+    match e {
+        EngineError::Tokenizer(m) => EngineError::InvalidModel {
+            path: path.to_path_buf(),
+            message: format!("tokenizer: {m}"),
+        },
+        EngineError::Template(m) | EngineError::TemplateLimit { message: m, .. } => {
+            EngineError::InvalidModel {
+                path: path.to_path_buf(),
+                message: format!("chat template: {m}"),
+            }
+        }
+        other => other,
     }
 }
 
@@ -99,20 +118,21 @@ impl TextEngine {
     }
 
     fn load_gguf(plan: &LoadPlan, file: &Path, opts: &LoadOptions) -> Result<Self, EngineError> {
-        let (ct, mmap) = llama_gguf::read_gguf(file)?;
-        let md = &ct.metadata;
-        let arch = md
-            .get("general.architecture")
-            .and_then(|v| v.to_string().ok())
-            .cloned()
-            .unwrap_or_default();
+        let (mut ct, mmap) = gguf::read_gguf(file)?;
+        let arch = gguf::arch_of(&ct.metadata);
         if !GGUF_ARCHS.contains(&arch.as_str()) {
             return Err(EngineError::UnsupportedArchitecture(arch));
         }
+        gguf::check_hparams(file, &ct, &arch)?;
+        let declared = md_u32(&ct.metadata, &format!("{arch}.context_length")).map(|c| c as usize);
+        let context = gguf::effective_context(declared, plan.context_length);
+        gguf::set_context(&mut ct.metadata, &arch, context);
+        let md = &ct.metadata;
         let tokenizer = if md.contains_key("tokenizer.ggml.tokens") {
-            TextTokenizer::from_gguf(md)?
+            TextTokenizer::from_gguf(md).map_err(|e| at_load(file, e))?
         } else {
-            TextTokenizer::from_dir(&plan.dir)?
+            let path = plan.dir.join("tokenizer.json");
+            TextTokenizer::from_dir(&plan.dir).map_err(|e| at_load(&path, e))?
         };
         let template_src = md
             .get("tokenizer.chat_template")
@@ -132,13 +152,9 @@ impl TextEngine {
                 eos.push(id);
             }
         }
-        let context = md_u32(md, &format!("{arch}.context_length"))
-            .map(|c| c as usize)
-            .or(plan.context_length)
-            .unwrap_or(4096);
         let threads = threads_of(opts);
         let (backbone, backend_name): (Box<dyn Backbone>, String) =
-            match GgufLlama::load(file, &ct, mmap.clone(), threads, None) {
+            match GgufLlama::load(file, &ct, &arch, mmap.clone(), threads, context) {
                 Ok(m) => (
                     Box::new(m),
                     format!(
@@ -150,7 +166,7 @@ impl TextEngine {
                 Err(NativeRefusal::Unsupported(why)) => {
                     tracing::debug!("native GGUF path unavailable ({why}); using candle");
                     (
-                        Box::new(CandleModel::load_gguf(file, &arch, mmap, threads)?),
+                        Box::new(CandleModel::load_gguf(file, &arch, mmap, threads, context)?),
                         format!("candle quantized ({threads} threads)"),
                     )
                 }
@@ -191,21 +207,22 @@ impl TextEngine {
         if !SAFETENSORS_ARCHS.contains(&model_type.as_str()) {
             return Err(EngineError::UnsupportedArchitecture(model_type));
         }
-        let tokenizer = TextTokenizer::from_dir(&plan.dir)?;
+        let tokenizer = TextTokenizer::from_dir(&plan.dir)
+            .map_err(|e| at_load(&plan.dir.join("tokenizer.json"), e))?;
         let template_src = find_template_in_dir(&plan.dir)?;
         let mut eos = Vec::new();
         eos_ids_from(cfg.get("eos_token_id"), &mut eos);
         if let Some(gc) = read_json_opt(&plan.dir.join("generation_config.json"))? {
             eos_ids_from(gc.get("eos_token_id"), &mut eos);
         }
-        let context = cfg
+        let declared = cfg
             .get("max_position_embeddings")
             .and_then(|v| v.as_u64())
-            .map(|v| v as usize)
-            .or(plan.context_length)
-            .unwrap_or(4096);
+            .map(|v| usize::try_from(v).unwrap_or(usize::MAX));
+        let context = gguf::effective_context(declared, plan.context_length);
         let threads = threads_of(opts);
-        let backbone = CandleModel::load_safetensors(&plan.dir, files, &model_type, threads)?;
+        let backbone =
+            CandleModel::load_safetensors(&plan.dir, files, cfg, &model_type, threads, context)?;
         Self::finish(
             plan,
             model_type,
@@ -245,21 +262,22 @@ impl TextEngine {
         eos.sort_unstable();
         eos.dedup();
         let template = match template_src {
-            Some(src) => Some(ChatTemplate::new(src)?.with_tokens(
-                tokenizer.bos_token.clone(),
-                tokenizer.eos_token.clone(),
-                tokenizer.unk_token.clone(),
-                tokenizer.pad_token.clone(),
-            )),
+            Some(src) => Some(
+                ChatTemplate::new(src)
+                    .map_err(|e| at_load(&plan.dir, e))?
+                    .with_tokens(
+                        tokenizer.bos_token.clone(),
+                        tokenizer.eos_token.clone(),
+                        tokenizer.unk_token.clone(),
+                        tokenizer.pad_token.clone(),
+                    ),
+            ),
             None => None,
         };
         let reasoning = think_id.is_some()
             || template
                 .as_ref()
                 .is_some_and(|t| t.source.contains("<think>"));
-        let context = plan
-            .context_length
-            .map_or(context, |c| c.min(context).max(1));
         Ok(Self {
             info: TextModelInfo {
                 name: plan.name.clone(),

@@ -8,10 +8,8 @@
 //! which keeps greedy outputs aligned with llama.cpp. Dispatch is at run time;
 //! the scalar code is the reference and the fallback.
 //!
-//! Why tanto owns these kernels and what they measure against llama.cpp
-//! (SmolLM2-135M Q4_1, `scripts/bench-llamacpp.sh`): docs/adr/004-own-quantized-kernels.md.
-//! Last run, 2 threads, load 1.7: prefill 430.7 vs 333.2 tok/s (1.29×),
-//! decode 165.0 vs 103.9 tok/s (1.59×).
+//! Why tanto owns these kernels, and how they measure against llama.cpp
+//! (`scripts/bench-llamacpp.sh`): docs/adr/004-own-quantized-kernels.md.
 
 use half::f16;
 
@@ -598,6 +596,61 @@ impl QMatRef<'_> {
     }
 }
 
+// ---------------------------------------------------------------- attention dots
+//
+// Attention multiplies the f16 KV cache with f32 vectors whose values are already
+// rounded to f16 (ggml converts Q and the softmax probabilities to f16). Two
+// summation orders exist in llama.cpp's CPU build and both are reproduced:
+// `ggml_vec_dot_f16` (single-token batches: 4x8 lanes, `GGML_F32x8_REDUCE`, a
+// scalar f64 tail) and llamafile's tinyBLAS (multi-token batches: one 8-lane
+// accumulator, `hsum`).
+
+/// `ggml_vec_dot_f16` order: lane `i % 32` of four 8-wide accumulators.
+pub fn dot_f16_ggml(a: &[f16], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2/FMA/F16C checked; both slices hold `n` values.
+        return unsafe { avx2::dot_f16_ggml(a.as_ptr(), b.as_ptr(), n) };
+    }
+    let np = n & !31;
+    let mut acc = [0f32; 32];
+    for i in (0..np).step_by(32) {
+        for (l, s) in acc.iter_mut().enumerate() {
+            *s = a[i + l].to_f32().mul_add(b[i + l], *s);
+        }
+    }
+    let mut x = [0f32; 8];
+    for l in 0..8 {
+        x[l] = (acc[l] + acc[16 + l]) + (acc[8 + l] + acc[24 + l]);
+    }
+    let t0: [f32; 4] = std::array::from_fn(|l| x[l] + x[l + 4]);
+    let mut s = ((t0[0] + t0[1]) + (t0[2] + t0[3])) as f64;
+    for i in np..n {
+        s += (a[i].to_f32() * b[i]) as f64;
+    }
+    s as f32
+}
+
+/// llamafile tinyBLAS order: lane `i % 8` of one accumulator, then `hsum`.
+/// `a.len()` must be a multiple of 8 (tinyBLAS refuses other sizes).
+pub fn dot_f16_tiny(a: &[f16], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len()) & !7;
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2/FMA/F16C checked; both slices hold `n` values.
+        return unsafe { avx2::dot_f16_tiny(a.as_ptr(), b.as_ptr(), n) };
+    }
+    let mut acc = [0f32; 8];
+    for i in (0..n).step_by(8) {
+        for (l, s) in acc.iter_mut().enumerate() {
+            *s = a[i + l].to_f32().mul_add(b[i + l], *s);
+        }
+    }
+    let t: [f32; 4] = std::array::from_fn(|l| acc[l + 4] + acc[l]);
+    (t[0] + t[2]) + (t[1] + t[3])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -704,66 +757,6 @@ mod tests {
         assert_eq!(b[0].d, 1.0);
         assert_eq!(b[0].s, 127.0);
     }
-}
-
-// ---------------------------------------------------------------- attention dots
-//
-// Attention multiplies the f16 KV cache with f32 vectors whose values are already
-// rounded to f16 (ggml converts Q and the softmax probabilities to f16). Two
-// summation orders exist in llama.cpp's CPU build and both are reproduced:
-// `ggml_vec_dot_f16` (single-token batches: 4x8 lanes, `GGML_F32x8_REDUCE`, a
-// scalar f64 tail) and llamafile's tinyBLAS (multi-token batches: one 8-lane
-// accumulator, `hsum`).
-
-/// `ggml_vec_dot_f16` order: lane `i % 32` of four 8-wide accumulators.
-pub fn dot_f16_ggml(a: &[f16], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: AVX2/FMA/F16C checked; both slices hold `n` values.
-        return unsafe { avx2::dot_f16_ggml(a.as_ptr(), b.as_ptr(), n) };
-    }
-    let np = n & !31;
-    let mut acc = [0f32; 32];
-    for i in (0..np).step_by(32) {
-        for (l, s) in acc.iter_mut().enumerate() {
-            *s = a[i + l].to_f32().mul_add(b[i + l], *s);
-        }
-    }
-    let mut x = [0f32; 8];
-    for l in 0..8 {
-        x[l] = (acc[l] + acc[16 + l]) + (acc[8 + l] + acc[24 + l]);
-    }
-    let t0: [f32; 4] = std::array::from_fn(|l| x[l] + x[l + 4]);
-    let mut s = ((t0[0] + t0[1]) + (t0[2] + t0[3])) as f64;
-    for i in np..n {
-        s += (a[i].to_f32() * b[i]) as f64;
-    }
-    s as f32
-}
-
-/// llamafile tinyBLAS order: lane `i % 8` of one accumulator, then `hsum`.
-/// `a.len()` must be a multiple of 8 (tinyBLAS refuses other sizes).
-pub fn dot_f16_tiny(a: &[f16], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len()) & !7;
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: AVX2/FMA/F16C checked; both slices hold `n` values.
-        return unsafe { avx2::dot_f16_tiny(a.as_ptr(), b.as_ptr(), n) };
-    }
-    let mut acc = [0f32; 8];
-    for i in (0..n).step_by(8) {
-        for (l, s) in acc.iter_mut().enumerate() {
-            *s = a[i + l].to_f32().mul_add(b[i + l], *s);
-        }
-    }
-    let t: [f32; 4] = std::array::from_fn(|l| acc[l + 4] + acc[l]);
-    (t[0] + t[2]) + (t[1] + t[3])
-}
-
-#[cfg(test)]
-mod attn_tests {
-    use super::*;
 
     #[test]
     fn f16_dots_simd_equal_scalar_order() {

@@ -2,12 +2,14 @@
 //! share these types. Nothing here decides *whether* to load a model: that is
 //! tanto-core's policy, which hands over a [`tanto_core::plan::LoadPlan`].
 
-// Kernels index several arrays in lock-step on purpose; `is_multiple_of` is
-// newer than the workspace's rust-version (1.80).
+// Kernels index several arrays in lock-step on purpose. `is_multiple_of` (Rust
+// 1.87) stays unused so the engine builds with older toolchains than the newest;
+// the code itself needs Rust 1.82 (`Option::is_none_or`).
 #![allow(clippy::needless_range_loop, clippy::manual_is_multiple_of)]
 
 pub mod api;
 pub mod engine;
+pub mod gguf;
 pub mod kernels;
 pub mod models;
 pub mod sampler;
@@ -18,3 +20,13 @@ pub mod tokenizer;
 
 pub use api::*;
 pub use engine::{supported_architectures, TextEngine};
+
+use tanto_core::plan::LoadPlan;
+
+/// Load a text model as the policy planned it.
+pub fn load_text_model(
+    plan: &LoadPlan,
+    opts: &LoadOptions,
+) -> Result<Box<dyn TextModel>, EngineError> {
+    Ok(Box::new(TextEngine::load(plan, opts)?))
+}

@@ -5,6 +5,13 @@
 //! compatible `tojson`, `strftime_now`, Python string methods (`pycompat`), and the
 //! special tokens (`bos_token`, `eos_token`, …) plus `tools`/`documents` = None in
 //! the context.
+//!
+//! A model's template is untrusted code. Every render runs under limits
+//! ([`Limits`]): minijinja fuel (instructions), a recursion depth, a cap on the
+//! rendered size, capped `tojson`/`indent` widths, and a load-time scan that
+//! refuses values which grow by doubling inside loops (`s = s ~ s`), which no
+//! runtime counter sees before the allocation. A render past a limit is
+//! [`EngineError::TemplateLimit`] for that request; the template stays usable.
 
 use std::path::Path;
 
@@ -12,8 +19,41 @@ use minijinja::value::{Kwargs, Value as JValue};
 use minijinja::{Environment, Error, ErrorKind};
 use serde_json::Value;
 
-use crate::api::{ChatMessage, EngineError};
+use crate::api::{ChatMessage, EngineError, TemplateLimit};
 use crate::tokenizer::read_json_opt;
+
+/// Render limits. The defaults are far above what real chat templates use (a
+/// few hundred instructions per message, no recursion beyond a macro or two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// minijinja fuel: instructions per render, plus `fuel_per_message` each.
+    pub fuel: u64,
+    pub fuel_per_message: u64,
+    /// Nesting of macro calls, includes and recursive loops.
+    pub recursion: usize,
+    /// Rendered bytes: at least this, or four times the messages' size.
+    pub output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            fuel: 5_000_000,
+            fuel_per_message: 20_000,
+            recursion: 64,
+            output_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Widths above this in `tojson(indent=…)` and `indent(…)` are refused.
+pub const MAX_INDENT: usize = 256;
+/// `"x" * n` with a literal `n` above this is refused at load (minijinja's own
+/// cap is 100 MB per product, and a loop can keep many).
+const MAX_REPEAT: i64 = 1 << 20;
+
+/// Marker in a minijinja error raised by our filters when a size limit is hit.
+const OUTPUT_LIMIT: &str = "tanto: output size limit";
 
 /// A compiled chat template plus the special tokens it may reference.
 pub struct ChatTemplate {
@@ -23,6 +63,9 @@ pub struct ChatTemplate {
     pub eos_token: Option<String>,
     pub unk_token: Option<String>,
     pub pad_token: Option<String>,
+    limits: Limits,
+    /// Why the template cannot render within limits (found when loading).
+    unbounded: Option<String>,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -80,16 +123,23 @@ pub(crate) fn template_from_value(v: Option<&Value>) -> Option<String> {
 
 impl ChatTemplate {
     pub fn new(source: String) -> Result<Self, EngineError> {
+        Self::with_limits(source, Limits::default())
+    }
+
+    pub fn with_limits(source: String, limits: Limits) -> Result<Self, EngineError> {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_keep_trailing_newline(false);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_recursion_limit(limits.recursion);
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         env.add_filter("tojson", tojson);
+        env.add_filter("indent", indent);
         env.add_template_owned("chat", source.clone())
             .map_err(terr)?;
+        let unbounded = growth_hazard(&source);
         Ok(Self {
             env,
             source,
@@ -97,6 +147,8 @@ impl ChatTemplate {
             eos_token: None,
             unk_token: None,
             pad_token: None,
+            limits,
+            unbounded,
         })
     }
 
@@ -120,7 +172,27 @@ impl ChatTemplate {
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<String, EngineError> {
-        let tmpl = self.env.get_template("chat").map_err(terr)?;
+        if let Some(why) = &self.unbounded {
+            return Err(EngineError::TemplateLimit {
+                limit: TemplateLimit::Output,
+                message: why.clone(),
+            });
+        }
+        let input: usize = messages
+            .iter()
+            .map(|m| m.content.len() + m.role.len())
+            .sum();
+        let fuel = self.limits.fuel.saturating_add(
+            self.limits
+                .fuel_per_message
+                .saturating_mul(messages.len() as u64),
+        );
+        let cap = self.limits.output_bytes.max(input.saturating_mul(4));
+        // Fuel is an environment setting read at the start of each render; a
+        // clone (compiled templates are shared) keeps `render` `&self`.
+        let mut env = self.env.clone();
+        env.set_fuel(Some(fuel));
+        let tmpl = env.get_template("chat").map_err(terr)?;
         let opt = |s: &Option<String>| s.as_ref().map_or(JValue::UNDEFINED, JValue::from);
         let ctx = minijinja::context! {
             messages => JValue::from_serialize(messages),
@@ -132,16 +204,297 @@ impl ChatTemplate {
             tools => JValue::from(()),
             documents => JValue::from(()),
         };
-        tmpl.render(ctx).map_err(|e| {
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(": ");
-                msg.push_str(&s.to_string());
-                src = s.source();
+        let mut out = CappedWriter {
+            buf: Vec::new(),
+            cap,
+            over: false,
+        };
+        let rendered = tmpl.render_captured_to(ctx, &mut out).map(drop);
+        match rendered {
+            Ok(()) => String::from_utf8(out.buf).map_err(terr),
+            Err(e) => Err(classify(e, out.over, cap, fuel)),
+        }
+    }
+}
+
+/// An output that refuses to grow past `cap` bytes.
+struct CappedWriter {
+    buf: Vec<u8>,
+    cap: usize,
+    over: bool,
+}
+
+impl std::io::Write for CappedWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len().saturating_add(b.len()) > self.cap {
+            self.over = true;
+            return Err(std::io::Error::other(OUTPUT_LIMIT));
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A render error, with the limit it hit when it was one.
+fn classify(e: Error, over: bool, cap: usize, fuel: u64) -> EngineError {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    let limit = if e.kind() == ErrorKind::OutOfFuel {
+        Some((
+            TemplateLimit::Fuel,
+            format!("more than {fuel} instructions"),
+        ))
+    } else if over || msg.contains(OUTPUT_LIMIT) {
+        Some((
+            TemplateLimit::Output,
+            format!("output over {cap} bytes or a width over {MAX_INDENT}"),
+        ))
+    } else if msg.contains("recursion limit exceeded") {
+        Some((TemplateLimit::Recursion, msg.clone()))
+    } else {
+        None
+    };
+    match limit {
+        Some((limit, message)) => EngineError::TemplateLimit { limit, message },
+        None => EngineError::Template(msg),
+    }
+}
+
+/// Render a template source directly (fuzzing entry point): compile, then
+/// render with the default limits and no special tokens.
+pub fn render_chat(
+    source: &str,
+    messages: &[ChatMessage],
+    add_generation_prompt: bool,
+) -> Result<String, EngineError> {
+    ChatTemplate::new(source.to_string())?.render(messages, add_generation_prompt)
+}
+
+/// The builtin `indent`, with the width capped at [`MAX_INDENT`].
+fn indent(
+    value: minijinja::value::StringInput<'_>,
+    width: Option<usize>,
+    first: Option<bool>,
+    blank: Option<bool>,
+    kwargs: Kwargs,
+) -> Result<JValue, Error> {
+    let w = match width {
+        Some(w) => Some(w),
+        None => kwargs.peek::<Option<usize>>("width")?,
+    };
+    if w.is_some_and(|w| w > MAX_INDENT) {
+        return Err(Error::new(ErrorKind::InvalidOperation, OUTPUT_LIMIT));
+    }
+    minijinja::filters::indent(value, width, first, blank, kwargs)
+}
+
+/// Why rendering `source` could grow a value exponentially, if it can: inside
+/// a loop or macro, a `set` whose new value uses the target twice (`s = s ~ s`,
+/// `ns.x = ns.x + ns.x`, a `set` block emitting it twice), or a repetition by a
+/// large literal. minijinja has no hook between instructions where memory
+/// could be checked, and fuel counts instructions, so this is found up front.
+fn growth_hazard(source: &str) -> Option<String> {
+    use minijinja::machinery::{parse, WhitespaceConfig};
+    let ast = parse(
+        source,
+        "chat",
+        Default::default(),
+        WhitespaceConfig::default(),
+    )
+    .ok()?;
+    let tree = strip_spans(serde_json::to_value(&ast).ok()?);
+    let mut found = None;
+    scan(&tree, 0, &mut found);
+    found
+}
+
+/// The AST as JSON without source positions: `{"inner": [node, span]}` becomes `node`.
+fn strip_spans(v: Value) -> Value {
+    match v {
+        Value::Object(mut o) => {
+            if let Some(Value::Array(mut pair)) = o.remove("inner") {
+                if pair.len() == 2 {
+                    pair.truncate(1);
+                    let node = pair.pop().unwrap_or(Value::Null);
+                    if let Value::Object(n) = strip_spans(node) {
+                        o.insert("node".into(), Value::Object(n));
+                    }
+                }
             }
-            EngineError::Template(msg)
-        })
+            Value::Object(o.into_iter().map(|(k, v)| (k, strip_spans(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(strip_spans).collect()),
+        other => other,
+    }
+}
+
+fn count_in(hay: &Value, needle: &Value) -> usize {
+    if hay == needle {
+        return 1;
+    }
+    match hay {
+        Value::Object(o) => o.values().map(|v| count_in(v, needle)).sum(),
+        Value::Array(a) => a.iter().map(|v| count_in(v, needle)).sum(),
+        _ => 0,
+    }
+}
+
+/// Filters that never make a string longer than their input (plus a constant).
+const PLAIN_FILTERS: &[&str] = &[
+    "trim",
+    "string",
+    "lower",
+    "upper",
+    "title",
+    "capitalize",
+    "safe",
+    "e",
+    "escape",
+    "striptags",
+    "default",
+    "d",
+    "length",
+    "count",
+    "first",
+    "last",
+    "tojson",
+    "int",
+    "float",
+];
+
+/// Python string/dict methods whose result is no longer than the receiver.
+const PLAIN_METHODS: &[&str] = &[
+    "split",
+    "rsplit",
+    "splitlines",
+    "strip",
+    "lstrip",
+    "rstrip",
+    "lower",
+    "upper",
+    "title",
+    "capitalize",
+    "startswith",
+    "endswith",
+    "get",
+    "items",
+    "keys",
+    "values",
+    "count",
+    "find",
+    "rfind",
+    "index",
+];
+
+/// `target` used inside something that can copy it several times: a call (a
+/// macro may emit its argument twice), a repeating or rewriting filter
+/// (`replace`, `join`, …), a product, or a list literal (`[s, …] | join`).
+fn amplified(v: &Value, target: &Value, inside: bool) -> bool {
+    if v == target {
+        return inside;
+    }
+    match v {
+        Value::Object(o) => {
+            let node = o.get("node");
+            let inside = inside
+                || match o.get("expr").and_then(Value::as_str) {
+                    Some("Call") => {
+                        let callee = node.and_then(|n| n.get("expr"));
+                        let method = callee
+                            .filter(|c| c.get("expr").and_then(Value::as_str) == Some("GetAttr"))
+                            .and_then(|c| c.get("node")?.get("name")?.as_str());
+                        !method.is_some_and(|m| PLAIN_METHODS.contains(&m))
+                    }
+                    Some("List") | Some("Map") => true,
+                    Some("Filter") => {
+                        let name = node.and_then(|n| n.get("name")).and_then(Value::as_str);
+                        !name.is_some_and(|n| PLAIN_FILTERS.contains(&n))
+                    }
+                    Some("BinOp") => {
+                        node.and_then(|n| n.get("op")).and_then(Value::as_str) == Some("Mul")
+                    }
+                    _ => false,
+                };
+            o.values().any(|x| amplified(x, target, inside))
+        }
+        Value::Array(a) => a.iter().any(|x| amplified(x, target, inside)),
+        _ => false,
+    }
+}
+
+/// A `Mul` with a literal integer operand above [`MAX_REPEAT`].
+fn big_repeat(v: &Value) -> bool {
+    match v {
+        Value::Object(o) => {
+            let is_mul = o.get("expr").and_then(Value::as_str) == Some("BinOp")
+                && o.get("node")
+                    .and_then(|n| n.get("op"))
+                    .and_then(Value::as_str)
+                    == Some("Mul");
+            if is_mul {
+                let n = o.get("node");
+                for side in ["left", "right"] {
+                    let c = n.and_then(|n| n.get(side)).and_then(|s| s.get("node"));
+                    let val = c.and_then(|c| c.get("value")).and_then(Value::as_i64);
+                    if val.is_some_and(|x| x > MAX_REPEAT) {
+                        return true;
+                    }
+                }
+            }
+            o.values().any(big_repeat)
+        }
+        Value::Array(a) => a.iter().any(big_repeat),
+        _ => false,
+    }
+}
+
+fn scan(v: &Value, loops: usize, found: &mut Option<String>) {
+    if found.is_some() {
+        return;
+    }
+    match v {
+        Value::Object(o) => {
+            let stmt = o.get("stmt").and_then(Value::as_str);
+            let node = o.get("node");
+            if matches!(stmt, Some("ForLoop") | Some("Macro")) {
+                if let Some(n) = node {
+                    scan(n, loops + 1, found);
+                }
+                return;
+            }
+            if loops > 0 && matches!(stmt, Some("Set") | Some("SetBlock")) {
+                if let Some(n) = node {
+                    let target = n.get("target").cloned().unwrap_or(Value::Null);
+                    let value = n
+                        .get("expr")
+                        .or_else(|| n.get("body"))
+                        .unwrap_or(&Value::Null);
+                    if count_in(value, &target) >= 2 || amplified(value, &target, false) {
+                        *found = Some(
+                            "a loop doubles a value (it is set from two copies of itself)".into(),
+                        );
+                        return;
+                    }
+                }
+            }
+            if big_repeat(v) && o.contains_key("expr") {
+                *found = Some(format!("a string is repeated more than {MAX_REPEAT} times"));
+                return;
+            }
+            for x in o.values() {
+                scan(x, loops, found);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| scan(x, loops, found)),
+        _ => {}
     }
 }
 
@@ -241,11 +594,18 @@ fn tojson(value: JValue, kwargs: Kwargs) -> Result<JValue, Error> {
         None => None,
         Some(v) if v.is_none() || v.is_undefined() => None,
         Some(v) => {
+            let too_wide = || Error::new(ErrorKind::InvalidOperation, OUTPUT_LIMIT);
             if let Some(s) = v.as_str() {
+                if s.len() > MAX_INDENT {
+                    return Err(too_wide());
+                }
                 Some(s.to_string())
             } else {
-                let n = i64::try_from(v).unwrap_or(0).max(0) as usize;
-                Some(" ".repeat(n))
+                let n = i64::try_from(v).unwrap_or(0).max(0);
+                if n > MAX_INDENT as i64 {
+                    return Err(too_wide());
+                }
+                Some(" ".repeat(n as usize))
             }
         }
     };
@@ -253,6 +613,9 @@ fn tojson(value: JValue, kwargs: Kwargs) -> Result<JValue, Error> {
         Some(s) if s.len() == Some(2) => {
             let a = s.get_item(&JValue::from(0))?.to_string();
             let b = s.get_item(&JValue::from(1))?.to_string();
+            if a.len() > MAX_INDENT || b.len() > MAX_INDENT {
+                return Err(Error::new(ErrorKind::InvalidOperation, OUTPUT_LIMIT));
+            }
             (a, b)
         }
         _ => {
@@ -465,5 +828,156 @@ mod tests {
     fn template_list_prefers_default() {
         let v = serde_json::json!([{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}]);
         assert_eq!(template_from_value(Some(&v)).as_deref(), Some("D"));
+    }
+
+    fn user(n: usize) -> Vec<ChatMessage> {
+        (0..n).map(|i| msg("user", &format!("m{i}"))).collect()
+    }
+
+    /// A hostile template fails with the named limit, quickly, and the same
+    /// template value keeps working (renders again with the same error, and a
+    /// normal template is unaffected).
+    fn assert_limit(src: &str, want: TemplateLimit) {
+        let t = ChatTemplate::new(src.into()).expect("compiles");
+        let t0 = std::time::Instant::now();
+        let err = t.render(&user(2), true).unwrap_err();
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "{src}: too slow"
+        );
+        match &err {
+            EngineError::TemplateLimit { limit, .. } => assert_eq!(*limit, want, "{src}: {err}"),
+            other => panic!("{src}: expected a {want} limit, got {other}"),
+        }
+        // Same error again: no state leaked from the failed render.
+        assert!(matches!(
+            t.render(&user(1), false),
+            Err(EngineError::TemplateLimit { .. })
+        ));
+    }
+
+    #[test]
+    fn tojson_with_a_huge_indent_is_an_output_limit() {
+        assert_limit(
+            "{{ messages | tojson(indent=4294967295) }}",
+            TemplateLimit::Output,
+        );
+        assert_limit(
+            "{{ messages | tojson(indent='xxxxxxxxxx' * 1000) }}",
+            TemplateLimit::Output,
+        );
+        assert_limit(
+            "{{ messages | tojson(separators=(',' * 100000, ':')) }}",
+            TemplateLimit::Output,
+        );
+        assert_limit("{{ 'a\nb' | indent(1000000000) }}", TemplateLimit::Output);
+        assert_limit(
+            "{{ 'a\nb' | indent(width=1000000000) }}",
+            TemplateLimit::Output,
+        );
+    }
+
+    #[test]
+    fn doubling_loops_are_refused_before_they_allocate() {
+        assert_limit(
+            "{% set s = 'x' %}{% for i in range(64) %}{% set s = s ~ s %}{% endfor %}{{ s }}",
+            TemplateLimit::Output,
+        );
+        assert_limit(
+            "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}",
+            TemplateLimit::Output,
+        );
+        assert_limit(
+            "{% set s = 'x' %}{% for i in range(64) %}{% set s %}{{ s }}{{ s }}{% endset %}{% endfor %}{{ s }}",
+            TemplateLimit::Output,
+        );
+        assert_limit("{{ 'x' * 99999999 }}", TemplateLimit::Output);
+        // Copies made by a macro, a rewriting filter, a product or a joined list.
+        for body in [
+            "{% set s = twice(s) %}",
+            "{% set s = s | replace('x', 'xx') %}",
+            "{% set s = s * 2 %}",
+            "{% set s = [s, 'y'] | join(s) %}",
+        ] {
+            let src = format!(
+                "{{% macro twice(x) %}}{{{{ x }}}}{{{{ x }}}}{{% endmacro %}}{{% set s = 'x' %}}{{% for i in range(64) %}}{body}{{% endfor %}}{{{{ s }}}}"
+            );
+            assert_limit(&src, TemplateLimit::Output);
+        }
+    }
+
+    #[test]
+    fn nested_loops_run_out_of_fuel() {
+        assert_limit(
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+            TemplateLimit::Fuel,
+        );
+    }
+
+    #[test]
+    fn deep_recursion_is_a_recursion_limit() {
+        assert_limit(
+            "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+            TemplateLimit::Recursion,
+        );
+    }
+
+    #[test]
+    fn large_output_hits_the_output_cap() {
+        let limits = Limits {
+            output_bytes: 1000,
+            ..Limits::default()
+        };
+        let t = ChatTemplate::with_limits(
+            "{% for i in range(5000) %}{{ messages[0].content }}{% endfor %}".into(),
+            limits,
+        )
+        .unwrap();
+        let err = t.render(&user(1), false).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EngineError::TemplateLimit {
+                    limit: TemplateLimit::Output,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // A render that fits still works on the same template.
+        let small = ChatTemplate::with_limits("{{ messages[0].content }}".into(), limits).unwrap();
+        assert_eq!(small.render(&user(1), false).unwrap(), "m0");
+    }
+
+    #[test]
+    fn normal_templates_accumulating_text_are_not_flagged() {
+        // Linear accumulation (one copy of the target plus other text) is fine.
+        // DeepSeek-R1 style: a method call on the target itself.
+        let r1 = "{% for m in messages %}{% set content = m['content'] %}{% if '</think>' in content %}{% set content = content.split('</think>')[-1].strip() %}{% endif %}{{ content }}{% endfor %}";
+        assert_eq!(
+            render_chat(r1, &[msg("assistant", "a</think> b")], false).unwrap(),
+            "b"
+        );
+        let src = "{% macro r(x) %}{{ x | trim }}{% endmacro %}{% set ns = namespace(sys='') %}{% for m in messages %}{% set c = m['content'] %}{% set ns.sys = (ns.sys ~ c | trim) ~ r(c) %}{% endfor %}{{ ns.sys }}|{{ messages | tojson(indent=2) | length > 0 }}|{{ 'ab' * 3 }}";
+        let t = ChatTemplate::new(src.into()).unwrap();
+        assert_eq!(t.render(&user(2), false).unwrap(), "m0m0m1m1|True|ababab");
+        assert_eq!(
+            render_chat(src, &user(1), false).unwrap(),
+            "m0m0|True|ababab"
+        );
+    }
+
+    #[test]
+    fn a_rejecting_template_is_a_request_error_not_a_limit() {
+        let err = render_chat(
+            "{{ raise_exception('roles must alternate') }}",
+            &user(1),
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, EngineError::Template(ref m) if m.contains("alternate")),
+            "{err}"
+        );
     }
 }

@@ -6,10 +6,10 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use candle_core::quantized::gguf_file;
 use serde_json::{json, Value};
 
 use crate::api::EngineError;
+use crate::gguf::{md_bool, md_num_array, md_str, md_str_array, md_u32, Metadata};
 
 /// A tokenizer plus the facts generation needs (special tokens, BOS policy).
 pub struct TextTokenizer {
@@ -75,7 +75,7 @@ impl TextTokenizer {
     }
 
     /// Build from GGUF metadata.
-    pub fn from_gguf(md: &HashMap<String, gguf_file::Value>) -> Result<Self, EngineError> {
+    pub fn from_gguf(md: &Metadata) -> Result<Self, EngineError> {
         let doc = gguf_tokenizer_json(md)?;
         let bytes = serde_json::to_vec(&doc.json).map_err(tk_err)?;
         let inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(tk_err)?;
@@ -185,56 +185,6 @@ struct GgufTokenizerDoc {
     pad: Option<String>,
 }
 
-fn md_str<'a>(md: &'a HashMap<String, gguf_file::Value>, k: &str) -> Option<&'a str> {
-    md.get(k)
-        .and_then(|v| v.to_string().ok())
-        .map(|s| s.as_str())
-}
-
-pub(crate) fn md_u32(md: &HashMap<String, gguf_file::Value>, k: &str) -> Option<u32> {
-    md.get(k).and_then(|v| match v {
-        gguf_file::Value::U8(x) => Some(*x as u32),
-        gguf_file::Value::I8(x) => u32::try_from(*x).ok(),
-        gguf_file::Value::U16(x) => Some(*x as u32),
-        gguf_file::Value::I16(x) => u32::try_from(*x).ok(),
-        gguf_file::Value::U32(x) => Some(*x),
-        gguf_file::Value::I32(x) => u32::try_from(*x).ok(),
-        gguf_file::Value::U64(x) => u32::try_from(*x).ok(),
-        gguf_file::Value::I64(x) => u32::try_from(*x).ok(),
-        _ => None,
-    })
-}
-
-fn md_bool(md: &HashMap<String, gguf_file::Value>, k: &str) -> Option<bool> {
-    md.get(k).and_then(|v| v.to_bool().ok())
-}
-
-fn md_str_array(md: &HashMap<String, gguf_file::Value>, k: &str) -> Option<Vec<String>> {
-    let arr = md.get(k)?.to_vec().ok()?;
-    arr.iter()
-        .map(|v| v.to_string().ok().cloned())
-        .collect::<Option<Vec<_>>>()
-}
-
-fn md_num_array(md: &HashMap<String, gguf_file::Value>, k: &str) -> Option<Vec<f64>> {
-    let arr = md.get(k)?.to_vec().ok()?;
-    arr.iter()
-        .map(|v| match v {
-            gguf_file::Value::F32(x) => Some(*x as f64),
-            gguf_file::Value::F64(x) => Some(*x),
-            gguf_file::Value::I32(x) => Some(*x as f64),
-            gguf_file::Value::U32(x) => Some(*x as f64),
-            gguf_file::Value::I8(x) => Some(*x as f64),
-            gguf_file::Value::U8(x) => Some(*x as f64),
-            gguf_file::Value::I64(x) => Some(*x as f64),
-            gguf_file::Value::U64(x) => Some(*x as f64),
-            gguf_file::Value::I16(x) => Some(*x as f64),
-            gguf_file::Value::U16(x) => Some(*x as f64),
-            _ => None,
-        })
-        .collect()
-}
-
 // Pre-tokenizer split expressions, as used for these `tokenizer.ggml.pre` families.
 const RE_LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const RE_QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -277,9 +227,7 @@ const TT_CONTROL: i64 = 3;
 const TT_USER_DEFINED: i64 = 4;
 const TT_BYTE: i64 = 6;
 
-fn gguf_tokenizer_json(
-    md: &HashMap<String, gguf_file::Value>,
-) -> Result<GgufTokenizerDoc, EngineError> {
+fn gguf_tokenizer_json(md: &Metadata) -> Result<GgufTokenizerDoc, EngineError> {
     let model = md_str(md, "tokenizer.ggml.model")
         .ok_or_else(|| tk_err("GGUF has no tokenizer.ggml.model"))?;
     let tokens = md_str_array(md, "tokenizer.ggml.tokens")
@@ -335,7 +283,7 @@ fn gguf_tokenizer_json(
         }
         "llama" => {
             let scores = md_num_array(md, "tokenizer.ggml.scores").unwrap_or_default();
-            let merges = spm_merges(&tokens, &types, &scores);
+            let merges = spm_merges(&tokens, &types, &scores)?;
             let add_space_prefix = md_bool(md, "tokenizer.ggml.add_space_prefix").unwrap_or(true);
             let mut norms = Vec::new();
             if add_space_prefix {
@@ -402,16 +350,25 @@ fn gguf_tokenizer_json(
     })
 }
 
+/// Bounds on the merges built from a SentencePiece vocabulary. Real vocabularies
+/// give about two merges per piece (Llama 2: 61k for 32k pieces); a crafted one
+/// (`a`, `aa`, `aaa`, …) gives one merge per split of every piece, quadratic in
+/// the piece length, and gigabytes from a few-MB file.
+pub const MAX_SPM_MERGES: usize = 2_000_000;
+/// Bytes of merge text (both halves), the other quadratic quantity.
+pub const MAX_SPM_MERGE_BYTES: usize = 128 << 20;
+
 /// SentencePiece-BPE merges from piece scores: every split of a piece into two
 /// pieces of the vocabulary is a merge, ranked by the merged piece's score (higher
 /// first), which is how SentencePiece's BPE picks the next pair.
-fn spm_merges(tokens: &[String], types: &[i64], scores: &[f64]) -> Vec<Value> {
+fn spm_merges(tokens: &[String], types: &[i64], scores: &[f64]) -> Result<Vec<Value>, EngineError> {
     let index: HashMap<&str, usize> = tokens
         .iter()
         .enumerate()
         .map(|(i, t)| (t.as_str(), i))
         .collect();
     let mut merges: Vec<(f64, usize, usize, &str, &str)> = Vec::new();
+    let mut bytes = 0usize;
     for (id, tok) in tokens.iter().enumerate() {
         let ty = types.get(id).copied().unwrap_or(1);
         if ty == TT_CONTROL || ty == TT_BYTE || ty == TT_UNKNOWN || tok.chars().count() < 2 {
@@ -422,12 +379,21 @@ fn spm_merges(tokens: &[String], types: &[i64], scores: &[f64]) -> Vec<Value> {
             let (l, r) = tok.split_at(pos);
             if let (Some(&li), Some(&ri)) = (index.get(l), index.get(r)) {
                 merges.push((score, li, ri, l, r));
+                bytes += tok.len();
+                if merges.len() > MAX_SPM_MERGES || bytes > MAX_SPM_MERGE_BYTES {
+                    return Err(tk_err(format!(
+                        "SentencePiece vocabulary of {} pieces yields more than {} merges or {} MiB of merge text; the vocabulary is implausible",
+                        tokens.len(),
+                        MAX_SPM_MERGES,
+                        MAX_SPM_MERGE_BYTES >> 20
+                    )));
+                }
             }
         }
     }
     merges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-    merges
+    Ok(merges
         .into_iter()
         .map(|(_, _, _, l, r)| json!([l, r]))
-        .collect()
+        .collect())
 }

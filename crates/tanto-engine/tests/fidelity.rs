@@ -151,7 +151,7 @@ fn gguf_tokenizer_matches_tokenizer_json_and_reference() {
         return;
     };
     let fx = fixture("tokenizer_ref.json");
-    let md = tanto_engine::models::llama_gguf::gguf_metadata(&gguf_path(&models)).unwrap();
+    let md = tanto_engine::gguf::gguf_metadata(&gguf_path(&models)).unwrap();
     let from_gguf = tanto_engine::tokenizer::TextTokenizer::from_gguf(&md).unwrap();
     let from_json =
         tanto_engine::tokenizer::TextTokenizer::from_dir(&models.join("smollm2-135m-instruct-f32"))
@@ -188,7 +188,7 @@ fn chat_template_renders_like_transformers() {
         tanto_engine::template::find_template_in_dir(&models.join("smollm2-135m-instruct-f32"))
             .unwrap()
             .expect("template in tokenizer_config.json");
-    let md = tanto_engine::models::llama_gguf::gguf_metadata(&gguf_path(&models)).unwrap();
+    let md = tanto_engine::gguf::gguf_metadata(&gguf_path(&models)).unwrap();
     let gguf_src = md["tokenizer.chat_template"].to_string().unwrap().clone();
     assert_eq!(dir_src, fx["chat_template"].as_str().unwrap());
     for src in [dir_src, gguf_src] {
@@ -212,7 +212,7 @@ fn incremental_decoding_is_utf8_safe() {
     let Some(models) = models_dir("incremental_decoding_is_utf8_safe") else {
         return;
     };
-    let md = tanto_engine::models::llama_gguf::gguf_metadata(&gguf_path(&models)).unwrap();
+    let md = tanto_engine::gguf::gguf_metadata(&gguf_path(&models)).unwrap();
     let tok = tanto_engine::tokenizer::TextTokenizer::from_gguf(&md).unwrap();
     let text = "emoji 😀🎉 and 👍🏽, café naïve, 日本語のテキスト, 한국어 — done";
     let all = tok.encode(text, false).unwrap();
@@ -330,7 +330,8 @@ fn prompt_too_long_and_no_template() {
 
 #[test]
 fn gguf_kv_cache_growth_and_chunking_keep_logits_identical() {
-    use tanto_engine::models::llama_gguf::{read_gguf, GgufLlama};
+    use tanto_engine::gguf::{arch_of, read_gguf};
+    use tanto_engine::models::llama_gguf::GgufLlama;
     use tanto_engine::models::Backbone;
     let Some(models) = models_dir("gguf_kv_cache_growth_and_chunking_keep_logits_identical") else {
         return;
@@ -338,7 +339,7 @@ fn gguf_kv_cache_growth_and_chunking_keep_logits_identical() {
     let path = gguf_path(&models);
     let load = || {
         let (ct, mmap) = read_gguf(&path).unwrap();
-        match GgufLlama::load(&path, &ct, mmap, 2, Some(2048)) {
+        match GgufLlama::load(&path, &ct, &arch_of(&ct.metadata), mmap, 2, 2048) {
             Ok(m) => m,
             Err(e) => panic!("native load refused: {e:?}"),
         }

@@ -76,7 +76,7 @@ pub struct CandleModel {
     device: Device,
     pool: Option<rayon::ThreadPool>,
     /// For GGUF models without a cache reset: how to reload.
-    reload: Option<(PathBuf, String, Arc<Mmap>)>,
+    reload: Option<GgufSource>,
 }
 
 impl CandleModel {
@@ -88,18 +88,33 @@ impl CandleModel {
         }
     }
 
-    /// Load HF safetensors shards; `model_type` from config.json.
+    /// Load HF safetensors shards; `model_type` from config.json (`cfg`). The
+    /// config's sizes are checked against the tensors in the files, and
+    /// `max_position_embeddings` is replaced by the planned `context` (candle
+    /// precomputes rotary tables for that many positions).
     pub fn load_safetensors(
         dir: &Path,
         files: &[PathBuf],
+        mut cfg: serde_json::Value,
         model_type: &str,
         threads: usize,
+        context: usize,
     ) -> Result<Self, EngineError> {
         let cfg_path = dir.join("config.json");
-        let cfg_bytes = std::fs::read(&cfg_path).map_err(|e| EngineError::Io {
-            path: cfg_path.clone(),
-            message: e.to_string(),
-        })?;
+        let (n_tensors, max_dim) = safetensors_extent(files)?;
+        check_config(&cfg_path, &cfg, n_tensors, max_dim)?;
+        if let Some(o) = cfg.as_object_mut() {
+            o.insert("max_position_embeddings".into(), context.into());
+            // Phi-3's LongRoPE tables split at this length; below it nothing changes.
+            if let Some(orig) = o
+                .get("original_max_position_embeddings")
+                .and_then(|v| v.as_u64())
+            {
+                let cut = orig.min(context as u64);
+                o.insert("original_max_position_embeddings".into(), cut.into());
+            }
+        }
+        let cfg_bytes = serde_json::to_vec(&cfg).map_err(|e| inval(&cfg_path, e))?;
         let device = Device::Cpu;
         let dtype = compute_dtype(files);
         for f in files {
@@ -180,17 +195,24 @@ impl CandleModel {
         })
     }
 
-    /// Load a GGUF through candle's quantized model code.
+    /// Load a GGUF through candle's quantized model code; `context` (bounded by
+    /// the engine) replaces the file's `<arch>.context_length`.
     pub fn load_gguf(
         path: &Path,
         arch: &str,
         mmap: Arc<Mmap>,
         threads: usize,
+        context: usize,
     ) -> Result<Self, EngineError> {
         let device = Device::Cpu;
-        let inner = load_gguf_inner(path, arch, &mmap, &device)?;
-        let reload = matches!(inner, Inner::QPhi3(_) | Inner::QGemma3(_))
-            .then(|| (path.to_path_buf(), arch.to_string(), mmap.clone()));
+        let src = GgufSource {
+            path: path.to_path_buf(),
+            arch: arch.to_string(),
+            mmap,
+            context,
+        };
+        let inner = load_gguf_inner(&src, &device)?;
+        let reload = matches!(inner, Inner::QPhi3(_) | Inner::QGemma3(_)).then_some(src);
         Ok(Self {
             inner,
             device,
@@ -200,18 +222,23 @@ impl CandleModel {
     }
 }
 
-fn load_gguf_inner(
-    path: &Path,
-    arch: &str,
-    mmap: &Mmap,
-    device: &Device,
-) -> Result<Inner, EngineError> {
-    let mut cur = std::io::Cursor::new(&mmap[..]);
-    let ct = guarded(path, || {
-        candle_core::quantized::gguf_file::Content::read(&mut cur)
-    })?;
-    let mut cur = std::io::Cursor::new(&mmap[..]);
-    Ok(match arch {
+/// What a GGUF model is (re)built from.
+#[derive(Clone)]
+struct GgufSource {
+    path: PathBuf,
+    arch: String,
+    mmap: Arc<Mmap>,
+    context: usize,
+}
+
+fn load_gguf_inner(src: &GgufSource, device: &Device) -> Result<Inner, EngineError> {
+    let path = src.path.as_path();
+    let mut ct = crate::gguf::parse(path, &src.mmap)?;
+    crate::gguf::check_tensors(path, &ct, src.mmap.len() as u64)?;
+    crate::gguf::check_hparams(path, &ct, &src.arch)?;
+    crate::gguf::set_context(&mut ct.metadata, &src.arch, src.context);
+    let mut cur = std::io::Cursor::new(&src.mmap[..]);
+    Ok(match src.arch.as_str() {
         "llama" | "mistral" => Inner::QLlama(Box::new(guarded(path, || {
             m::quantized_llama::ModelWeights::from_gguf(ct, &mut cur, device)
         })?)),
@@ -229,6 +256,81 @@ fn load_gguf_inner(
         })?)),
         other => return Err(EngineError::UnsupportedArchitecture(other.to_string())),
     })
+}
+
+/// Tensor count and largest dimension over the safetensors headers.
+fn safetensors_extent(files: &[PathBuf]) -> Result<(u64, u64), EngineError> {
+    use std::io::Read;
+    let (mut n, mut max_dim) = (0u64, 0u64);
+    for f in files {
+        let io = |e: std::io::Error| EngineError::Io {
+            path: f.clone(),
+            message: e.to_string(),
+        };
+        let mut file = std::fs::File::open(f).map_err(io)?;
+        let mut len = [0u8; 8];
+        file.read_exact(&mut len).map_err(io)?;
+        let hlen = u64::from_le_bytes(len);
+        let size = file.metadata().map_err(io)?.len();
+        if hlen > 100 << 20 || hlen > size.saturating_sub(8) {
+            return Err(inval(f, format!("implausible header length {hlen}")));
+        }
+        let mut hdr = vec![0u8; hlen as usize];
+        file.read_exact(&mut hdr).map_err(io)?;
+        let v: serde_json::Value = serde_json::from_slice(&hdr).map_err(|e| inval(f, e))?;
+        for (k, t) in v.as_object().into_iter().flatten() {
+            if k == "__metadata__" {
+                continue;
+            }
+            n += 1;
+            for d in t
+                .get("shape")
+                .and_then(|s| s.as_array())
+                .into_iter()
+                .flatten()
+            {
+                max_dim = max_dim.max(d.as_u64().unwrap_or(0));
+            }
+        }
+    }
+    Ok((n, max_dim))
+}
+
+/// config.json sizes that drive loops and allocations must fit the weights:
+/// at most one layer per tensor, no width beyond the largest tensor dimension.
+fn check_config(
+    path: &Path,
+    cfg: &serde_json::Value,
+    n_tensors: u64,
+    max_dim: u64,
+) -> Result<(), EngineError> {
+    let get = |k: &str| cfg.get(k).and_then(|v| v.as_u64());
+    if let Some(n) = get("num_hidden_layers") {
+        if n > n_tensors {
+            return Err(inval(
+                path,
+                format!("num_hidden_layers is {n} but the weights hold {n_tensors} tensors"),
+            ));
+        }
+    }
+    for k in [
+        "hidden_size",
+        "intermediate_size",
+        "vocab_size",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "head_dim",
+    ] {
+        if let Some(v) = get(k) {
+            if v > max_dim {
+                return Err(inval(
+                    path,
+                    format!("{k} is {v}, larger than any tensor dimension ({max_dim})"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// f32 compute on CPU unless the weights are large (then keep their dtype).
@@ -292,9 +394,8 @@ impl Backbone for CandleModel {
     }
 
     fn reset(&mut self) -> Result<(), EngineError> {
-        if let Some((path, arch, mmap)) = self.reload.clone() {
-            let device = self.device.clone();
-            let inner = load_gguf_inner(&path, &arch, &mmap, &device)?;
+        if let Some(src) = &self.reload {
+            let inner = load_gguf_inner(src, &self.device)?;
             self.inner = inner;
             return Ok(());
         }

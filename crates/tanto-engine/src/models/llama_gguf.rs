@@ -11,7 +11,6 @@
 //! for single tokens) so logits are bit-identical to llama.cpp 0.3.36's CPU
 //! build and greedy outputs agree with it.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,6 +20,7 @@ use memmap2::Mmap;
 
 use super::Backbone;
 use crate::api::EngineError;
+use crate::gguf::{md_f32, md_u32};
 use crate::kernels::{
     dot_f16_ggml, dot_f16_tiny, quantize_row_q8, Acts, BlockQ8, QMatRef, WType, QK,
 };
@@ -106,40 +106,37 @@ pub enum NativeRefusal {
 }
 
 impl GgufLlama {
+    /// Build from a parsed GGUF whose `general.architecture` is `arch` (read once
+    /// by the caller). `context` is the planned context (already bounded); the
+    /// KV cache grows on demand up to it.
     pub fn load(
         path: &Path,
         ct: &gguf_file::Content,
+        arch: &str,
         mmap: Arc<Mmap>,
         threads: usize,
-        context_cap: Option<usize>,
+        context: usize,
     ) -> Result<Self, NativeRefusal> {
         let md = &ct.metadata;
-        let arch = md
-            .get("general.architecture")
-            .and_then(|v| v.to_string().ok())
-            .cloned()
-            .unwrap_or_default();
-        if !ARCHS.contains(&arch.as_str()) {
+        if !ARCHS.contains(&arch) {
             return Err(NativeRefusal::Unsupported(format!("architecture {arch}")));
         }
         let err = |m: String| NativeRefusal::Error(invalid(path, m));
         let get = |k: &str| -> Result<u32, NativeRefusal> {
-            crate::tokenizer::md_u32(md, &format!("{arch}.{k}"))
+            md_u32(md, &format!("{arch}.{k}"))
                 .ok_or_else(|| err(format!("missing or invalid {arch}.{k}")))
         };
-        let getf = |k: &str| -> Option<f32> {
-            md.get(&format!("{arch}.{k}")).and_then(|v| v.to_f32().ok())
-        };
+        let getf = |k: &str| -> Option<f32> { md_f32(md, &format!("{arch}.{k}")) };
         if md.contains_key(&format!("{arch}.expert_count")) && get("expert_count").unwrap_or(0) > 1
         {
             return Err(NativeRefusal::Unsupported("mixture of experts".into()));
         }
+        crate::gguf::check_hparams(path, ct, arch).map_err(NativeRefusal::Error)?;
         let n_layer = get("block_count")? as usize;
         let n_embd = get("embedding_length")? as usize;
         let n_head = get("attention.head_count")? as usize;
         let n_kv_head = get("attention.head_count_kv").unwrap_or(n_head as u32) as usize;
         let n_ff = get("feed_forward_length")? as usize;
-        let context = get("context_length").unwrap_or(4096) as usize;
         if n_head == 0 || n_kv_head == 0 || n_embd % n_head != 0 || n_head % n_kv_head != 0 {
             return Err(err("inconsistent head counts".into()));
         }
@@ -165,7 +162,7 @@ impl GgufLlama {
             rope_dim,
             rope_neox: false,
             vocab: 0,
-            context: context_cap.map_or(context, |c| c.min(context)).max(1),
+            context: context.max(1),
         };
         let base = ct.tensor_data_offset as usize;
         let file_len = mmap.len();
@@ -186,8 +183,15 @@ impl GgufLlama {
             if (rows != 0 && r != rows) || cols.is_some_and(|cc| cc != c) || c % QK != 0 {
                 return Err(err(format!("{name}: unexpected shape {dims:?}")));
             }
-            let len = r * (c / QK) * ty.block_bytes();
-            let off = base + info.offset as usize;
+            let len = r
+                .checked_mul(c / QK)
+                .and_then(|n| n.checked_mul(ty.block_bytes()));
+            let off = usize::try_from(info.offset)
+                .ok()
+                .and_then(|o| base.checked_add(o));
+            let (Some(len), Some(off)) = (len, off) else {
+                return Err(err(format!("{name}: size overflows")));
+            };
             if off.checked_add(len).is_none_or(|end| end > file_len) {
                 return Err(err(format!("{name}: data beyond end of file")));
             }
@@ -280,24 +284,33 @@ impl GgufLlama {
     /// Grow the caches to hold `needed` positions. K is `[pos][kv_head][dim]`;
     /// V is stored transposed, `[kv_head][dim][pos]` (as llama.cpp does without
     /// flash attention), so the V product is a contiguous dot per output value.
-    fn ensure_cache(&mut self, needed: usize) {
+    fn ensure_cache(&mut self, needed: usize) -> Result<(), EngineError> {
         if needed <= self.cache_cap {
-            return;
+            return Ok(());
         }
         let cap = needed.div_ceil(KV_PAD) * KV_PAD;
         let kvd = self.cfg.n_kv_head * self.cfg.head_dim;
         let old = self.cache_cap;
+        let n = cap
+            .checked_mul(kvd)
+            .ok_or_else(|| EngineError::Inference("KV cache size overflows".into()))?;
+        let oom =
+            |_| EngineError::Inference(format!("out of memory for a KV cache of {cap} positions"));
         for c in self.k_cache.iter_mut() {
-            c.resize(cap * kvd, f16::ZERO);
+            c.try_reserve_exact(n - c.len()).map_err(oom)?;
+            c.resize(n, f16::ZERO);
         }
         for c in self.v_cache.iter_mut() {
-            let mut v = vec![f16::ZERO; cap * kvd];
+            let mut v = Vec::new();
+            v.try_reserve_exact(n).map_err(oom)?;
+            v.resize(n, f16::ZERO);
             for r in 0..kvd {
                 v[r * cap..r * cap + old].copy_from_slice(&c[r * old..(r + 1) * old]);
             }
             *c = v;
         }
         self.cache_cap = cap;
+        Ok(())
     }
 
     pub fn threads(&self) -> usize {
@@ -403,6 +416,368 @@ fn softmax_exp_sum(sc: &mut [f32], mx: f32) -> f64 {
     sum
 }
 
+/// One forward pass's shapes and shared scratch, so that each step of the
+/// layer loop is a named method. Every step runs on all team threads, each on
+/// its own share of rows, tokens or heads; the team syncs between steps.
+#[derive(Clone, Copy)]
+struct Pass<'a> {
+    m: &'a GgufLlama,
+    c: &'a LlamaConfig,
+    n_t: usize,
+    pos: usize,
+    d: usize,
+    kvd: usize,
+    qkv_w: usize,
+    nb_d: usize,
+    kv_len: usize,
+    group: usize,
+    max_kv: usize,
+    gemm: bool,
+    cap: usize,
+    scale: f32,
+    half: usize,
+    rope: &'a [(f32, f32)],
+    xb: &'a SharedBuf<f32>,
+    xnb: &'a SharedBuf<f32>,
+    xqb: &'a SharedBuf<BlockQ8>,
+    qkvb: &'a SharedBuf<f32>,
+    attb: &'a SharedBuf<f32>,
+    gateb: &'a SharedBuf<f32>,
+    hidb: &'a SharedBuf<f32>,
+    logb: &'a SharedBuf<f32>,
+    scb: &'a SharedBuf<f32>,
+    kcb: &'a [SharedBuf<f16>],
+    vcb: &'a [SharedBuf<f16>],
+}
+
+impl Pass<'_> {
+    /// Quantize rows `t` of `src` (width `w`) into xq, or leave floats for F32/F16 weights.
+    fn quantize(&self, team: &Team<'_>, src: &SharedBuf<f32>, w: usize) {
+        let (t0, t1) = team.range(self.n_t, 1);
+        for t in t0..t1 {
+            // SAFETY: rows t0..t1 are this thread's; src is not written in this step.
+            let row = unsafe { src.slice(t * w, w) };
+            let out = unsafe { self.xqb.slice_mut(t * (w / QK), w / QK) };
+            quantize_row_q8(row, out);
+        }
+    }
+
+    /// 1. attention norm (+ quantize)
+    fn attn_norm(&self, team: &Team<'_>, l: &Layer) {
+        let Pass {
+            c, n_t, d, xb, xnb, ..
+        } = *self;
+        let (t0, t1) = team.range(n_t, 1);
+        for t in t0..t1 {
+            let (xr, on) = unsafe { (xb.slice(t * d, d), xnb.slice_mut(t * d, d)) };
+            rms_norm(xr, &l.attn_norm, c.eps, on);
+        }
+        if l.wq.ty.is_quantized() {
+            self.quantize(team, xnb, d);
+        }
+        team.sync();
+    }
+
+    /// 2. q, k, v
+    fn qkv(&self, team: &Team<'_>, l: &Layer) {
+        let Pass {
+            m: this,
+            n_t,
+            d,
+            kvd,
+            qkv_w,
+            xnb,
+            xqb,
+            qkvb,
+            ..
+        } = *self;
+        let (r0, r1) = team.range(qkv_w, 4);
+        for (w, base) in [(l.wq, 0), (l.wk, d), (l.wv, d + kvd)] {
+            let (s, e) = (r0.max(base), r1.min(base + w.rows));
+            if s < e {
+                let a = acts_for(w, xqb, xnb, n_t, d);
+                this.mat(w)
+                    .matmul_rows(&a, n_t, s - base, e - base, |t, r, v| unsafe {
+                        qkvb.slice_mut(t * qkv_w + base + r, 1)[0] = v;
+                    });
+            }
+        }
+        team.sync();
+    }
+
+    /// 3a. RoPE on q and k; k, v into the f16 cache.
+    fn rope_and_cache(&self, team: &Team<'_>, li: usize) {
+        let Pass {
+            c,
+            n_t,
+            pos,
+            d,
+            kvd,
+            qkv_w,
+            cap,
+            half,
+            rope,
+            qkvb,
+            kcb,
+            vcb,
+            ..
+        } = *self;
+        let units = n_t * (c.n_head + c.n_kv_head);
+        let (u0, u1) = team.range(units, 1);
+        for u in u0..u1 {
+            let t = u / (c.n_head + c.n_kv_head);
+            let h = u % (c.n_head + c.n_kv_head);
+            let off = if h < c.n_head {
+                t * qkv_w + h * c.head_dim
+            } else {
+                t * qkv_w + d + (h - c.n_head) * c.head_dim
+            };
+            let v = unsafe { qkvb.slice_mut(off, c.head_dim) };
+            let ang = &rope[t * half..(t + 1) * half];
+            for (i, &(co, si)) in ang.iter().enumerate() {
+                let (a, b) = if c.rope_neox {
+                    (i, i + half)
+                } else {
+                    (2 * i, 2 * i + 1)
+                };
+                let (x0, x1) = (v[a], v[b]);
+                // ggml's C++ is built with FMA contraction: the first
+                // product of each expression is fused, the second rounded.
+                v[a] = x0.mul_add(co, -(x1 * si));
+                v[b] = x0.mul_add(si, x1 * co);
+            }
+            if h >= c.n_head {
+                let kh = h - c.n_head;
+                let dst = (pos + t) * kvd + kh * c.head_dim;
+                let kc = unsafe { kcb[li].slice_mut(dst, c.head_dim) };
+                for (o, &s) in kc.iter_mut().zip(v.iter()) {
+                    *o = f16::from_f32(s);
+                }
+                let vsrc = unsafe { qkvb.slice(t * qkv_w + d + kvd + kh * c.head_dim, c.head_dim) };
+                for (e, &s) in vsrc.iter().enumerate() {
+                    let at = (kh * c.head_dim + e) * cap + pos + t;
+                    // SAFETY: one (position, kv head) per unit: disjoint.
+                    unsafe { vcb[li].slice_mut(at, 1)[0] = f16::from_f32(s) };
+                }
+            }
+        }
+        team.sync();
+    }
+
+    /// 3b. attention per (token, head)
+    fn attention(&self, team: &Team<'_>, li: usize) {
+        let Pass {
+            c,
+            n_t,
+            pos,
+            d,
+            kvd,
+            qkv_w,
+            kv_len,
+            group,
+            max_kv,
+            gemm,
+            cap,
+            scale,
+            qkvb,
+            attb,
+            scb,
+            kcb,
+            vcb,
+            ..
+        } = *self;
+        let units = n_t * c.n_head;
+        let (u0, u1) = team.range(units, 1);
+        let sc = unsafe { scb.slice_mut(team.ith * max_kv, max_kv) };
+        let mut qf = vec![0f32; c.head_dim];
+        let mut pf = vec![0f32; max_kv];
+
+        for u in u0..u1 {
+            let t = u / c.n_head;
+            let h = u % c.n_head;
+            let kh = h / group;
+            let n_ctx = pos + t + 1;
+            // ggml converts Q to f16 for the K·Q product.
+            let q = unsafe { qkvb.slice(t * qkv_w + h * c.head_dim, c.head_dim) };
+            for (o, &s) in qf.iter_mut().zip(q) {
+                *o = f16::from_f32(s).to_f32();
+            }
+            let kc = unsafe { kcb[li].slice(0, kv_len * kvd) };
+            let mut mx = f32::NEG_INFINITY;
+            for (j, s) in sc[..n_ctx].iter_mut().enumerate() {
+                let kr = &kc[j * kvd + kh * c.head_dim..j * kvd + (kh + 1) * c.head_dim];
+                let d = if gemm {
+                    dot_f16_tiny(kr, &qf)
+                } else {
+                    dot_f16_ggml(kr, &qf)
+                };
+                *s = d * scale;
+                mx = mx.max(*s);
+            }
+            // ggml's softmax runs over the whole padded window; masked
+            // slots are exact zeros, so whole masked groups of 8 can be
+            // skipped without changing the sum.
+            let n_soft = n_ctx.div_ceil(8) * 8;
+            for s in sc[n_ctx..n_soft].iter_mut() {
+                *s = f32::NEG_INFINITY;
+            }
+            let sum = softmax_exp_sum(&mut sc[..n_soft], mx);
+            let inv = (1.0 / sum) as f32;
+            // V·P over the window rounded to the kernel's lane group:
+            // probabilities (rounded to f16 like ggml) past n_ctx are 0.
+            let n_v = n_ctx.div_ceil(if gemm { 8 } else { 32 }) * if gemm { 8 } else { 32 };
+            for (o, &s) in pf[..n_ctx].iter_mut().zip(&sc[..n_ctx]) {
+                *o = f16::from_f32(s * inv).to_f32();
+            }
+            pf[n_ctx..n_v].fill(0.0);
+            let out = unsafe { attb.slice_mut(t * d + h * c.head_dim, c.head_dim) };
+            for (e, o) in out.iter_mut().enumerate() {
+                let vt = unsafe { vcb[li].slice((kh * c.head_dim + e) * cap, n_v) };
+                *o = if gemm {
+                    dot_f16_tiny(vt, &pf[..n_v])
+                } else {
+                    dot_f16_ggml(vt, &pf[..n_v])
+                };
+            }
+        }
+        team.sync();
+    }
+
+    /// 3c. quantize attention output, 4. output projection + residual
+    fn out_proj(&self, team: &Team<'_>, l: &Layer) {
+        let Pass {
+            m: this,
+            n_t,
+            d,
+            xb,
+            xqb,
+            attb,
+            ..
+        } = *self;
+        if l.wo.ty.is_quantized() {
+            self.quantize(team, attb, d);
+            team.sync();
+        }
+        let (r0, r1) = team.range(d, 4);
+        let a = acts_for(l.wo, xqb, attb, n_t, d);
+        this.mat(l.wo)
+            .matmul_rows(&a, n_t, r0, r1, |t, r, v| unsafe {
+                xb.slice_mut(t * d + r, 1)[0] += v;
+            });
+        team.sync();
+    }
+
+    /// 5. ffn norm
+    fn ffn_norm(&self, team: &Team<'_>, l: &Layer) {
+        let Pass {
+            c, n_t, d, xb, xnb, ..
+        } = *self;
+        let (t0, t1) = team.range(n_t, 1);
+        for t in t0..t1 {
+            let (xr, on) = unsafe { (xb.slice(t * d, d), xnb.slice_mut(t * d, d)) };
+            rms_norm(xr, &l.ffn_norm, c.eps, on);
+        }
+        if l.w_gate.ty.is_quantized() {
+            self.quantize(team, xnb, d);
+        }
+        team.sync();
+    }
+
+    /// 6. gate, up, silu(gate) * up
+    fn gate_up(&self, team: &Team<'_>, l: &Layer) {
+        let Pass {
+            m: this,
+            c,
+            n_t,
+            d,
+            xnb,
+            xqb,
+            gateb,
+            hidb,
+            ..
+        } = *self;
+        let (r0, r1) = team.range(c.n_ff, 4);
+        let a = acts_for(l.w_gate, xqb, xnb, n_t, d);
+        this.mat(l.w_gate)
+            .matmul_rows(&a, n_t, r0, r1, |t, r, v| unsafe {
+                gateb.slice_mut(t * c.n_ff + r, 1)[0] = v;
+            });
+        this.mat(l.w_up)
+            .matmul_rows(&a, n_t, r0, r1, |t, r, v| unsafe {
+                let g = gateb.slice(t * c.n_ff + r, 1)[0];
+                hidb.slice_mut(t * c.n_ff + r, 1)[0] = silu(g) * v;
+            });
+        team.sync();
+    }
+
+    /// 7. quantize hidden, 8. down projection + residual
+    fn down_proj(&self, team: &Team<'_>, l: &Layer) {
+        let Pass {
+            m: this,
+            c,
+            n_t,
+            d,
+            xb,
+            xqb,
+            hidb,
+            ..
+        } = *self;
+        if l.w_down.ty.is_quantized() {
+            self.quantize(team, hidb, c.n_ff);
+            team.sync();
+        }
+        let (r0, r1) = team.range(d, 4);
+        let a = acts_for(l.w_down, xqb, hidb, n_t, c.n_ff);
+        this.mat(l.w_down)
+            .matmul_rows(&a, n_t, r0, r1, |t, r, v| unsafe {
+                xb.slice_mut(t * d + r, 1)[0] += v;
+            });
+        team.sync();
+    }
+
+    /// Final norm of the last token, then the vocabulary projection.
+    fn logits(&self, team: &Team<'_>) {
+        let Pass {
+            m: this,
+            c,
+            n_t,
+            d,
+            nb_d,
+            xb,
+            xnb,
+            xqb,
+            logb,
+            ..
+        } = *self;
+        let last = n_t - 1;
+        if team.ith == 0 {
+            let (xr, on) = unsafe { (xb.slice(last * d, d), xnb.slice_mut(0, d)) };
+            rms_norm(xr, &this.output_norm, c.eps, on);
+            if this.output.ty.is_quantized() {
+                let row = unsafe { xnb.slice(0, d) };
+                quantize_row_q8(row, unsafe { xqb.slice_mut(0, nb_d) });
+            }
+        }
+        team.sync();
+        let (r0, r1) = team.range(c.vocab, 8);
+        let a = if this.output.ty.is_quantized() {
+            Acts::Q8 {
+                blocks: unsafe { xqb.slice(0, nb_d) },
+                per_row: nb_d,
+            }
+        } else {
+            Acts::F32 {
+                x: unsafe { xnb.slice(0, d) },
+                cols: d,
+            }
+        };
+        this.mat(this.output)
+            .matmul_rows(&a, 1, r0, r1, |_, r, v| unsafe {
+                logb.slice_mut(r, 1)[0] = v;
+            });
+    }
+}
+
 impl Backbone for GgufLlama {
     fn forward(&mut self, ids: &[u32], pos: usize) -> Result<Vec<f32>, EngineError> {
         let n_t = ids.len();
@@ -420,7 +795,7 @@ impl Backbone for GgufLlama {
                 "token id {bad} out of range"
             )));
         }
-        self.ensure_cache(pos + n_t);
+        self.ensure_cache(pos + n_t)?;
         let c = self.cfg.clone();
         let d = c.n_embd;
         let kvd = c.n_kv_head * c.head_dim;
@@ -478,215 +853,47 @@ impl Backbone for GgufLlama {
         let this = &*self;
         let scale = 1.0f32 / (c.head_dim as f32).sqrt();
 
-        // Quantize rows `t` of `src` (width `w`) into xq, or leave floats for F32/F16 weights.
-        let quantize = |team: &Team<'_>, src: &SharedBuf<f32>, w: usize| {
-            let (t0, t1) = team.range(n_t, 1);
-            for t in t0..t1 {
-                // SAFETY: rows t0..t1 are this thread's; src is not written in this step.
-                let row = unsafe { src.slice(t * w, w) };
-                let out = unsafe { xqb.slice_mut(t * (w / QK), w / QK) };
-                quantize_row_q8(row, out);
-            }
+        let pass = Pass {
+            m: this,
+            c: &c,
+            n_t,
+            pos,
+            d,
+            kvd,
+            qkv_w,
+            nb_d,
+            kv_len,
+            group,
+            max_kv,
+            gemm,
+            cap,
+            scale,
+            half,
+            rope: &rope,
+            xb: &xb,
+            xnb: &xnb,
+            xqb: &xqb,
+            qkvb: &qkvb,
+            attb: &attb,
+            gateb: &gateb,
+            hidb: &hidb,
+            logb: &logb,
+            scb: &scb,
+            kcb: &kcb,
+            vcb: &vcb,
         };
         let run = self.pool.run(|team| {
             for (li, l) in this.layers.iter().enumerate() {
-                // 1. attention norm (+ quantize)
-                let (t0, t1) = team.range(n_t, 1);
-                for t in t0..t1 {
-                    let (xr, on) = unsafe { (xb.slice(t * d, d), xnb.slice_mut(t * d, d)) };
-                    rms_norm(xr, &l.attn_norm, c.eps, on);
-                }
-                if l.wq.ty.is_quantized() {
-                    quantize(team, &xnb, d);
-                }
-                team.sync();
-                // 2. q, k, v
-                let (r0, r1) = team.range(qkv_w, 4);
-                for (w, base) in [(l.wq, 0), (l.wk, d), (l.wv, d + kvd)] {
-                    let (s, e) = (r0.max(base), r1.min(base + w.rows));
-                    if s < e {
-                        let a = acts_for(w, &xqb, &xnb, n_t, d);
-                        this.mat(w)
-                            .matmul_rows(&a, n_t, s - base, e - base, |t, r, v| unsafe {
-                                qkvb.slice_mut(t * qkv_w + base + r, 1)[0] = v;
-                            });
-                    }
-                }
-                team.sync();
-                // 3a. RoPE on q and k; k, v into the f16 cache.
-                let units = n_t * (c.n_head + c.n_kv_head);
-                let (u0, u1) = team.range(units, 1);
-                for u in u0..u1 {
-                    let t = u / (c.n_head + c.n_kv_head);
-                    let h = u % (c.n_head + c.n_kv_head);
-                    let off = if h < c.n_head {
-                        t * qkv_w + h * c.head_dim
-                    } else {
-                        t * qkv_w + d + (h - c.n_head) * c.head_dim
-                    };
-                    let v = unsafe { qkvb.slice_mut(off, c.head_dim) };
-                    let ang = &rope[t * half..(t + 1) * half];
-                    for (i, &(co, si)) in ang.iter().enumerate() {
-                        let (a, b) = if c.rope_neox {
-                            (i, i + half)
-                        } else {
-                            (2 * i, 2 * i + 1)
-                        };
-                        let (x0, x1) = (v[a], v[b]);
-                        // ggml's C++ is built with FMA contraction: the first
-                        // product of each expression is fused, the second rounded.
-                        v[a] = x0.mul_add(co, -(x1 * si));
-                        v[b] = x0.mul_add(si, x1 * co);
-                    }
-                    if h >= c.n_head {
-                        let kh = h - c.n_head;
-                        let dst = (pos + t) * kvd + kh * c.head_dim;
-                        let kc = unsafe { kcb[li].slice_mut(dst, c.head_dim) };
-                        for (o, &s) in kc.iter_mut().zip(v.iter()) {
-                            *o = f16::from_f32(s);
-                        }
-                        let vsrc = unsafe {
-                            qkvb.slice(t * qkv_w + d + kvd + kh * c.head_dim, c.head_dim)
-                        };
-                        for (e, &s) in vsrc.iter().enumerate() {
-                            let at = (kh * c.head_dim + e) * cap + pos + t;
-                            // SAFETY: one (position, kv head) per unit: disjoint.
-                            unsafe { vcb[li].slice_mut(at, 1)[0] = f16::from_f32(s) };
-                        }
-                    }
-                }
-                team.sync();
-                // 3b. attention per (token, head)
-                let units = n_t * c.n_head;
-                let (u0, u1) = team.range(units, 1);
-                let sc = unsafe { scb.slice_mut(team.ith * max_kv, max_kv) };
-                let mut qf = vec![0f32; c.head_dim];
-                let mut pf = vec![0f32; max_kv];
-
-                for u in u0..u1 {
-                    let t = u / c.n_head;
-                    let h = u % c.n_head;
-                    let kh = h / group;
-                    let n_ctx = pos + t + 1;
-                    // ggml converts Q to f16 for the K·Q product.
-                    let q = unsafe { qkvb.slice(t * qkv_w + h * c.head_dim, c.head_dim) };
-                    for (o, &s) in qf.iter_mut().zip(q) {
-                        *o = f16::from_f32(s).to_f32();
-                    }
-                    let kc = unsafe { kcb[li].slice(0, kv_len * kvd) };
-                    let mut mx = f32::NEG_INFINITY;
-                    for (j, s) in sc[..n_ctx].iter_mut().enumerate() {
-                        let kr = &kc[j * kvd + kh * c.head_dim..j * kvd + (kh + 1) * c.head_dim];
-                        let d = if gemm {
-                            dot_f16_tiny(kr, &qf)
-                        } else {
-                            dot_f16_ggml(kr, &qf)
-                        };
-                        *s = d * scale;
-                        mx = mx.max(*s);
-                    }
-                    // ggml's softmax runs over the whole padded window; masked
-                    // slots are exact zeros, so whole masked groups of 8 can be
-                    // skipped without changing the sum.
-                    let n_soft = n_ctx.div_ceil(8) * 8;
-                    for s in sc[n_ctx..n_soft].iter_mut() {
-                        *s = f32::NEG_INFINITY;
-                    }
-                    let sum = softmax_exp_sum(&mut sc[..n_soft], mx);
-                    let inv = (1.0 / sum) as f32;
-                    // V·P over the window rounded to the kernel's lane group:
-                    // probabilities (rounded to f16 like ggml) past n_ctx are 0.
-                    let n_v = n_ctx.div_ceil(if gemm { 8 } else { 32 }) * if gemm { 8 } else { 32 };
-                    for (o, &s) in pf[..n_ctx].iter_mut().zip(&sc[..n_ctx]) {
-                        *o = f16::from_f32(s * inv).to_f32();
-                    }
-                    pf[n_ctx..n_v].fill(0.0);
-                    let out = unsafe { attb.slice_mut(t * d + h * c.head_dim, c.head_dim) };
-                    for (e, o) in out.iter_mut().enumerate() {
-                        let vt = unsafe { vcb[li].slice((kh * c.head_dim + e) * cap, n_v) };
-                        *o = if gemm {
-                            dot_f16_tiny(vt, &pf[..n_v])
-                        } else {
-                            dot_f16_ggml(vt, &pf[..n_v])
-                        };
-                    }
-                }
-                team.sync();
-                // 3c. quantize attention output, 4. output projection + residual
-                if l.wo.ty.is_quantized() {
-                    quantize(team, &attb, d);
-                    team.sync();
-                }
-                let (r0, r1) = team.range(d, 4);
-                let a = acts_for(l.wo, &xqb, &attb, n_t, d);
-                this.mat(l.wo)
-                    .matmul_rows(&a, n_t, r0, r1, |t, r, v| unsafe {
-                        xb.slice_mut(t * d + r, 1)[0] += v;
-                    });
-                team.sync();
-                // 5. ffn norm
-                let (t0, t1) = team.range(n_t, 1);
-                for t in t0..t1 {
-                    let (xr, on) = unsafe { (xb.slice(t * d, d), xnb.slice_mut(t * d, d)) };
-                    rms_norm(xr, &l.ffn_norm, c.eps, on);
-                }
-                if l.w_gate.ty.is_quantized() {
-                    quantize(team, &xnb, d);
-                }
-                team.sync();
-                // 6. gate, up, silu(gate) * up
-                let (r0, r1) = team.range(c.n_ff, 4);
-                let a = acts_for(l.w_gate, &xqb, &xnb, n_t, d);
-                this.mat(l.w_gate)
-                    .matmul_rows(&a, n_t, r0, r1, |t, r, v| unsafe {
-                        gateb.slice_mut(t * c.n_ff + r, 1)[0] = v;
-                    });
-                this.mat(l.w_up)
-                    .matmul_rows(&a, n_t, r0, r1, |t, r, v| unsafe {
-                        let g = gateb.slice(t * c.n_ff + r, 1)[0];
-                        hidb.slice_mut(t * c.n_ff + r, 1)[0] = silu(g) * v;
-                    });
-                team.sync();
-                // 7. quantize hidden, 8. down projection + residual
-                if l.w_down.ty.is_quantized() {
-                    quantize(team, &hidb, c.n_ff);
-                    team.sync();
-                }
-                let (r0, r1) = team.range(d, 4);
-                let a = acts_for(l.w_down, &xqb, &hidb, n_t, c.n_ff);
-                this.mat(l.w_down)
-                    .matmul_rows(&a, n_t, r0, r1, |t, r, v| unsafe {
-                        xb.slice_mut(t * d + r, 1)[0] += v;
-                    });
-                team.sync();
+                pass.attn_norm(team, l);
+                pass.qkv(team, l);
+                pass.rope_and_cache(team, li);
+                pass.attention(team, li);
+                pass.out_proj(team, l);
+                pass.ffn_norm(team, l);
+                pass.gate_up(team, l);
+                pass.down_proj(team, l);
             }
-            // Final norm of the last token, then the vocabulary projection.
-            let last = n_t - 1;
-            if team.ith == 0 {
-                let (xr, on) = unsafe { (xb.slice(last * d, d), xnb.slice_mut(0, d)) };
-                rms_norm(xr, &this.output_norm, c.eps, on);
-                if this.output.ty.is_quantized() {
-                    let row = unsafe { xnb.slice(0, d) };
-                    quantize_row_q8(row, unsafe { xqb.slice_mut(0, nb_d) });
-                }
-            }
-            team.sync();
-            let (r0, r1) = team.range(c.vocab, 8);
-            let a = if this.output.ty.is_quantized() {
-                Acts::Q8 {
-                    blocks: unsafe { xqb.slice(0, nb_d) },
-                    per_row: nb_d,
-                }
-            } else {
-                Acts::F32 {
-                    x: unsafe { xnb.slice(0, d) },
-                    cols: d,
-                }
-            };
-            this.mat(this.output)
-                .matmul_rows(&a, 1, r0, r1, |_, r, v| unsafe {
-                    logb.slice_mut(r, 1)[0] = v;
-                });
+            pass.logits(team);
         });
         run.map_err(EngineError::Inference)?;
         self.cache_len = pos + n_t;
@@ -702,30 +909,4 @@ impl Backbone for GgufLlama {
         self.cache_len = 0;
         Ok(())
     }
-}
-
-/// Read GGUF metadata and tensor index (not the data).
-pub fn read_gguf(path: &Path) -> Result<(gguf_file::Content, Arc<Mmap>), EngineError> {
-    let file = std::fs::File::open(path).map_err(|e| EngineError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    // SAFETY: the file is opened read-only; tanto never writes model files while
-    // they are loaded (a concurrent external truncation is outside the contract).
-    let mmap = unsafe { Mmap::map(&file) }.map_err(|e| EngineError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let mut cur = std::io::Cursor::new(&mmap[..]);
-    let ct = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        gguf_file::Content::read(&mut cur)
-    }))
-    .map_err(|_| invalid(path, "malformed GGUF header"))?
-    .map_err(|e| invalid(path, e.to_string()))?;
-    Ok((ct, Arc::new(mmap)))
-}
-
-/// Helper for tests: metadata map of a GGUF file.
-pub fn gguf_metadata(path: &Path) -> Result<HashMap<String, gguf_file::Value>, EngineError> {
-    Ok(read_gguf(path)?.0.metadata)
 }
