@@ -314,6 +314,7 @@ fn fd_limit() -> Option<u64> {
         };
         // SAFETY: getrlimit writes into the struct we pass and nothing else.
         if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+            #[allow(clippy::unnecessary_cast)] // rlim_t is u32 on some 32-bit targets
             return Some(lim.rlim_cur as u64);
         }
     }

@@ -53,7 +53,7 @@ impl HostPolicy {
             && (is_ip_literal(&host)
                 || host == "localhost"
                 || host.ends_with(".localhost")
-                || self.names.iter().any(|n| *n == host))
+                || self.names.contains(&host))
     }
 
     /// 403 unless the request's Host (or HTTP/2 authority) is accepted.

@@ -444,6 +444,24 @@ async fn get_model(State(st): St, Path(id): Path<String>) -> Result<Response, Ap
 /// otherwise hold its connection and its memory forever).
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Read and discard what is left of a refused body (bounded in bytes and
+/// time, never stored), so the client reads the 413 instead of a reset
+/// connection while it is still sending.
+async fn drain(body: Body) {
+    const MOST: usize = 64 * 1024 * 1024;
+    let discard = async {
+        let mut body = body;
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > MOST {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), discard).await;
+}
+
 /// Read the body as JSON within the size limit and [`BODY_READ_TIMEOUT`].
 async fn read_json(req: Request, limit: usize) -> Result<Value, ApiError> {
     guard::require_json(&req)?;
@@ -460,6 +478,7 @@ async fn read_json(req: Request, limit: usize) -> Result<Value, ApiError> {
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > limit as u64 {
+            drain(req.into_body()).await;
             return Err(too_large());
         }
     }

@@ -42,7 +42,9 @@ async fn still_serving(base: &str) {
 
 async fn err_of(r: reqwest::Response) -> (u16, Value) {
     let st = r.status().as_u16();
-    let v: Value = r.json().await.unwrap();
+    let text = r.text().await.unwrap();
+    let v: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{st}: not JSON ({e}): {text}"));
     assert!(v["error"]["type"].is_string(), "typed error: {v}");
     assert!(v["request_id"].is_string(), "{v}");
     (st, v)
@@ -95,6 +97,16 @@ impl Child {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Whether the process ignores SIGPIPE (Linux: `SigIgn` in /proc).
+    fn ignores_sigpipe(&self) -> Option<bool> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let mask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())?;
+        Some(mask & (1 << (libc::SIGPIPE - 1)) != 0)
+    }
+
     fn assert_alive(&mut self) {
         if let Some(st) = self.child.try_wait().unwrap() {
             panic!("the server process died: {st}");
@@ -145,7 +157,7 @@ fn spawn_child(mode: &str) -> Child {
 
 /// Stream a chat with `/health` pipelined behind it, read the first bytes,
 /// then reset the connection (SO_LINGER 0) while the server keeps writing.
-fn pipelined_reset(port: u16, model: &str, prompt: &str) {
+fn pipelined_reset(port: u16, model: &str, prompt: &str, wait_first_event: bool) {
     let body = json!({
         "model": model,
         "messages": [{"role": "user", "content": prompt}],
@@ -162,6 +174,11 @@ fn pipelined_reset(port: u16, model: &str, prompt: &str) {
     s.write_all(req.as_bytes()).unwrap();
     let mut buf = [0u8; 4096];
     let mut seen = String::new();
+    if !wait_first_event {
+        // Reset while the server is still reading and preparing.
+        std::thread::sleep(Duration::from_millis(20));
+        return reset(s);
+    }
     while !seen.contains("data: ") {
         let n = s.read(&mut buf).unwrap();
         assert!(n > 0, "the stream ended before its first event: {seen}");
@@ -194,12 +211,21 @@ fn reset(s: StdTcpStream) {
 #[test]
 fn sigpipe_reset_connection_does_not_kill_the_server() {
     let mut c = spawn_child("sigpipe");
+    // The child starts with SIGPIPE at its default, as `tanto` does; serving
+    // must have switched it to ignored. (Whether a reset kills a process
+    // that does not depends on the kernel returning EPIPE rather than
+    // ECONNRESET to the write, so the disposition is checked directly too.)
+    if let Some(ignored) = c.ignores_sigpipe() {
+        assert!(ignored, "the serving process must ignore SIGPIPE");
+    }
     let rt = tokio::runtime::Runtime::new().unwrap();
-    for _ in 0..3 {
+    for i in 0..6 {
         let port = c.port;
-        std::thread::spawn(move || pipelined_reset(port, CHAT, "count=100000 delay=2"))
-            .join()
-            .unwrap();
+        std::thread::spawn(move || {
+            pipelined_reset(port, CHAT, "count=100000 delay=20", i % 2 == 0)
+        })
+        .join()
+        .unwrap();
         // Let the server write into the reset socket for a while.
         std::thread::sleep(Duration::from_millis(300));
         c.assert_alive();
@@ -242,8 +268,10 @@ const REAL_ID: &str = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF";
 /// The same reset against the real `tanto serve` binary and the real model.
 #[test]
 fn sigpipe_real_binary_survives_a_reset_stream() {
+    // A missing or older binary is not a failure of this crate (the shared
+    // target dir may hold another checkout's build): say so and stop.
     let Some(bin) = tanto_bin() else {
-        return skip("no tanto binary (set TANTO_BIN or build the tanto crate)");
+        return eprintln!("SKIPPED: no tanto binary (set TANTO_BIN or build the tanto crate)");
     };
     let help = Command::new(&bin)
         .args(["serve", "--help"])
@@ -251,10 +279,10 @@ fn sigpipe_real_binary_survives_a_reset_stream() {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
     if !help.contains("--allowed-host") {
-        return skip(&format!(
-            "{} predates this change set (rebuild it: cargo build -p tanto)",
+        return eprintln!(
+            "SKIPPED: {} predates this change set (rebuild it: cargo build -p tanto)",
             bin.display()
-        ));
+        );
     }
     let Some(model) = test_model() else {
         return skip("the SmolLM2 test model is absent");
@@ -281,8 +309,11 @@ fn sigpipe_real_binary_survives_a_reset_stream() {
         .spawn()
         .unwrap();
     let mut c = wait_port(child);
+    if let Some(ignored) = c.ignores_sigpipe() {
+        assert!(ignored, "tanto serve must ignore SIGPIPE");
+    }
     for _ in 0..2 {
-        pipelined_reset(c.port, REAL_ID, "Count from one to one hundred.");
+        pipelined_reset(c.port, REAL_ID, "Count from one to one hundred.", true);
         std::thread::sleep(Duration::from_millis(500));
         c.assert_alive();
     }
@@ -522,7 +553,7 @@ fn port_of(base: &str) -> u16 {
 }
 
 /// Whether the server closed this socket within `within`.
-fn closed_by_server(s: &mut StdTcpStream, within: Duration) -> bool {
+fn closed_by_server(mut s: &StdTcpStream, within: Duration) -> bool {
     s.set_read_timeout(Some(within)).unwrap();
     let mut buf = [0u8; 512];
     loop {
@@ -557,10 +588,8 @@ async fn idle_socket_flood_leaves_health_reachable() {
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
     still_serving(&s.base).await;
     // The oldest idle sockets were closed to make room.
-    let mut first = held;
     let closed = tokio::task::spawn_blocking(move || {
-        first
-            .iter_mut()
+        held.iter()
             .take(5)
             .filter(|s| closed_by_server(s, Duration::from_secs(3)))
             .count()
@@ -577,16 +606,16 @@ async fn slow_headers_and_idle_connections_time_out() {
     let (slow, silent, kept) = tokio::task::spawn_blocking(move || {
         let mut slow = StdTcpStream::connect(("127.0.0.1", port)).unwrap();
         slow.write_all(b"GET /health HTTP/1.1\r\nHo").unwrap();
-        let mut silent = StdTcpStream::connect(("127.0.0.1", port)).unwrap();
+        let silent = StdTcpStream::connect(("127.0.0.1", port)).unwrap();
         // A keep-alive connection after one answered request.
         let mut kept = StdTcpStream::connect(("127.0.0.1", port)).unwrap();
         kept.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             .unwrap();
         let t0 = Instant::now();
         let r = (
-            closed_by_server(&mut slow, Duration::from_secs(5)),
-            closed_by_server(&mut silent, Duration::from_secs(5)),
-            closed_by_server(&mut kept, Duration::from_secs(5)),
+            closed_by_server(&slow, Duration::from_secs(5)),
+            closed_by_server(&silent, Duration::from_secs(5)),
+            closed_by_server(&kept, Duration::from_secs(5)),
         );
         assert!(t0.elapsed() < Duration::from_secs(5));
         r
@@ -601,14 +630,20 @@ async fn slow_headers_and_idle_connections_time_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_connections_busy_refuses_with_503() {
-    let s = TestServer::start(|c| c.max_connections = 2).await;
+    let s = TestServer::start(|c| {
+        c.max_connections = 2;
+        c.max_loaded = 2;
+    })
+    .await;
     let mut streams = Vec::new();
-    for _ in 0..2 {
+    // Two models, so both streams run at once (one model's queue is FIFO);
+    // each runs for its whole context (~250 tokens × 50 ms) unless dropped.
+    for model in [CHAT, "test/fake-chat-2"] {
         // One client per stream, so each holds its own connection.
         let c = client();
         let r = c
             .post(s.url("/v1/chat/completions"))
-            .json(&chat_body(CHAT, "count=100000 delay=5", true))
+            .json(&chat_body(model, "count=100000 delay=50", true))
             .send()
             .await
             .unwrap();
