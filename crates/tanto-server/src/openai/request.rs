@@ -742,4 +742,63 @@ mod tests {
         assert_eq!(ok.model, "d");
         assert!(matches!(ok.prompt, Prompt::Text(ref s) if s == "hi"));
     }
+
+    #[test]
+    fn unsupported_table_refuses_on_and_accepts_off() {
+        let with = |base: Value, k: &str, v: Value| {
+            let mut b = base;
+            b[k] = v;
+            b
+        };
+        let chat = json!({"model":"m","messages":[{"role":"user","content":"x"}]});
+        let text = json!({"model":"m","prompt":"x"});
+        let cases: Vec<(Endpoint, &str, Value, Value)> = vec![
+            (
+                Endpoint::Chat,
+                "tools",
+                json!([{"type":"function"}]),
+                json!([]),
+            ),
+            (Endpoint::Chat, "functions", json!([{}]), json!([])),
+            (Endpoint::Completion, "echo", json!(true), json!(false)),
+            (Endpoint::Completion, "suffix", json!("end"), json!("")),
+            (Endpoint::Chat, "best_of", json!(2), json!(1)),
+            (Endpoint::Completion, "logprobs", json!(3), json!(false)),
+            (Endpoint::Chat, "top_logprobs", json!(2), json!(0)),
+            (
+                Endpoint::Completion,
+                "logit_bias",
+                json!({"1": 5}),
+                json!({}),
+            ),
+        ];
+        for (ep, k, on, off) in cases {
+            let parse = |b: &Value| match ep {
+                Endpoint::Chat => parse_chat(b, None),
+                Endpoint::Completion => parse_completion(b, None),
+            };
+            let base = if ep == Endpoint::Chat { &chat } else { &text };
+            let e = parse(&with(base.clone(), k, on)).unwrap_err();
+            assert_eq!(e.code, Some("unsupported_parameter"), "{k}");
+            assert_eq!(e.param.as_deref(), Some(k));
+            assert!(parse(&with(base.clone(), k, off)).is_ok(), "{k} off");
+        }
+        let e = parse_chat(
+            &with(
+                chat.clone(),
+                "response_format",
+                json!({"type":"json_schema"}),
+            ),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, Some("unsupported_parameter"));
+        assert_eq!(e.param.as_deref(), Some("response_format.type"));
+        // A wrong type is a validation error, not "unsupported".
+        let e = parse_completion(&with(text.clone(), "echo", json!("yes")), None).unwrap_err();
+        assert_eq!((e.code, e.param.as_deref()), (None, Some("echo")));
+        // Each endpoint refuses only its own API's fields.
+        assert!(parse_chat(&with(chat.clone(), "echo", json!(true)), None).is_ok());
+        assert!(parse_completion(&with(text.clone(), "tools", json!([{}])), None).is_ok());
+    }
 }
