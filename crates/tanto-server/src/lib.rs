@@ -11,7 +11,9 @@
 //! [`run_blocking`] (builds the runtime, handles SIGINT/SIGTERM) and
 //! [`Server`] (bind first, learn the port, then run: for tests and embedding).
 
+mod conn;
 mod error;
+mod guard;
 mod logging;
 mod manager;
 mod openai;
@@ -31,8 +33,22 @@ pub use logging::{init_logging, redact};
 pub use manager::{EngineLoader, Loader};
 pub use util::parse_duration;
 
-/// Default request body limit: 50 MiB.
-pub const DEFAULT_BODY_LIMIT: usize = 50 * 1024 * 1024;
+/// Default request body limit: 8 MiB. A prompt that fills a 128k-token
+/// context is about half a MiB of JSON; the limit leaves room for long
+/// contexts and escaped non-ASCII text while bounding what one request costs.
+pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Default cap on open client connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+
+/// Default idle timeout: a connection with no request in flight (including
+/// one still sending its request headers) is closed after this long.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// At most this many prompt bytes per token of context are accepted before
+/// tokenizing (real text runs 3–5 bytes per token), so a huge prompt is
+/// refused in microseconds instead of costing seconds and gigabytes.
+pub const MAX_PROMPT_BYTES_PER_TOKEN: usize = 16;
 
 /// Everything `tanto serve` can be told. Build with `ServeConfig::default()`
 /// and override fields; the CLI maps flags and `TANTO_*` variables onto it.
@@ -78,6 +94,15 @@ pub struct ServeConfig {
     /// After a shutdown signal, how long to wait for connections to close
     /// before exiting anyway.
     pub shutdown_grace: Duration,
+    /// Host names (besides IP literals and `localhost`) accepted in the
+    /// `Host` header; `*` accepts any (DNS-rebinding protection off).
+    pub allowed_hosts: Vec<String>,
+    /// Most client connections open at once. Beyond it an idle connection is
+    /// closed to make room, or, when all are busy, the new one is refused
+    /// with 503. Lowered to fit the open-file limit.
+    pub max_connections: usize,
+    /// Close a connection with no request in flight after this long.
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServeConfig {
@@ -99,6 +124,9 @@ impl Default for ServeConfig {
             memory_budget: None,
             stores: None,
             shutdown_grace: Duration::from_secs(10),
+            allowed_hosts: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -122,6 +150,9 @@ impl std::fmt::Debug for ServeConfig {
             .field("memory_budget", &self.memory_budget)
             .field("stores", &self.stores)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("max_connections", &self.max_connections)
+            .field("idle_timeout", &self.idle_timeout)
             .finish()
     }
 }
@@ -153,6 +184,12 @@ impl Server {
         }
         if cfg.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
             anyhow::bail!("--api-key is empty");
+        }
+        if cfg.max_connections == 0 {
+            anyhow::bail!("--max-connections must be at least 1");
+        }
+        if cfg.idle_timeout.is_zero() {
+            anyhow::bail!("--idle-timeout must be longer than 0");
         }
         let state = routes::AppState::new(cfg.clone(), loader)?;
         if let Some(spec) = &cfg.model {
@@ -217,8 +254,14 @@ pub fn run_blocking(cfg: ServeConfig) -> anyhow::Result<()> {
 }
 
 /// [`run_blocking`] with another [`Loader`].
+///
+/// It also sets up the process for serving: SIGPIPE is ignored (a client
+/// that resets its connection must cost an error on that connection, not the
+/// process) and the soft open-file limit is raised to the hard one.
 pub fn run_blocking_with_loader(cfg: ServeConfig, loader: Arc<dyn Loader>) -> anyhow::Result<()> {
+    ignore_sigpipe();
     let _ = init_logging(&cfg.log_level, cfg.log_json);
+    conn::raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tanto-serve")
@@ -238,4 +281,17 @@ pub fn run_blocking_with_loader(cfg: ServeConfig, loader: Arc<dyn Loader>) -> an
     });
     rt.shutdown_timeout(Duration::from_secs(2));
     res
+}
+
+/// Ignore SIGPIPE for the whole process, so a write to a connection the peer
+/// reset fails with EPIPE instead of killing the server. `tanto` resets
+/// SIGPIPE to its default for `tanto list | head`; `tanto serve` must undo
+/// that before it serves (idempotent; [`run_blocking`] calls it too).
+pub fn ignore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal disposition to SIG_IGN installs no handler
+    // code and is async-signal-safe; it only changes what EPIPE costs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
 }

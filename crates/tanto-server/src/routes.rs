@@ -1,7 +1,8 @@
-//! The HTTP surface: router, middleware (request id, auth, shutdown gate,
-//! access log), handlers, and the serve loop with graceful shutdown.
+//! The HTTP surface: router, middleware (request id, Host check, auth,
+//! shutdown gate, access log), handlers, and the serve loop with graceful
+//! shutdown (connections themselves are handled in `conn.rs`).
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +25,9 @@ use tanto_engine::Prompt;
 use tokio::sync::{mpsc, watch};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::conn;
 use crate::error::{ApiError, PendingError};
+use crate::guard::{self, HostPolicy};
 use crate::manager::{self, Job, Loader, Manager, Need};
 use crate::openai::{self, Endpoint, Meta};
 use crate::sse::{self, LogCtx};
@@ -34,6 +37,7 @@ use crate::ServeConfig;
 pub struct AppState {
     pub cfg: ServeConfig,
     pub manager: Arc<Manager>,
+    hosts: HostPolicy,
     shutting_down: Arc<AtomicBool>,
     shutdown_tx: watch::Sender<bool>,
     shutdown_rx: watch::Receiver<bool>,
@@ -45,9 +49,11 @@ impl AppState {
         let shutting_down = Arc::new(AtomicBool::new(false));
         let manager = Arc::new(Manager::new(&cfg, loader, shutting_down.clone()));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let hosts = HostPolicy::new(&cfg.host, &cfg.allowed_hosts);
         Ok(Arc::new(Self {
             cfg,
             manager,
+            hosts,
             shutting_down,
             shutdown_tx,
             shutdown_rx,
@@ -199,8 +205,11 @@ async fn front(mut req: Request, next: Next) -> Response {
     resp
 }
 
-/// Inside CORS: the shutdown gate and the API key check.
+/// Inside CORS: the Host check, the shutdown gate and the API key check.
 async fn gate(State(st): St, req: Request, next: Next) -> Response {
+    if let Err(e) = st.hosts.check(&req) {
+        return e.into_response();
+    }
     let path = req.uri().path();
     let is_v1 = path.starts_with("/v1/") || path == "/v1";
     if st.is_shutting_down() && path != "/health" {
@@ -431,8 +440,31 @@ async fn get_model(State(st): St, Path(id): Path<String>) -> Result<Response, Ap
         .into_response())
 }
 
-/// Read the body as JSON within the size limit.
+/// The whole body must arrive within this long (a slow-drip body would
+/// otherwise hold its connection and its memory forever).
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Read and discard what is left of a refused body (bounded in bytes and
+/// time, never stored), so the client reads the 413 instead of a reset
+/// connection while it is still sending.
+async fn drain(body: Body) {
+    const MOST: usize = 64 * 1024 * 1024;
+    let discard = async {
+        let mut body = body;
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > MOST {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), discard).await;
+}
+
+/// Read the body as JSON within the size limit and [`BODY_READ_TIMEOUT`].
 async fn read_json(req: Request, limit: usize) -> Result<Value, ApiError> {
+    guard::require_json(&req)?;
     let too_large = || {
         ApiError::new(
             ErrorType::PayloadTooLarge,
@@ -446,11 +478,27 @@ async fn read_json(req: Request, limit: usize) -> Result<Value, ApiError> {
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > limit as u64 {
+            drain(req.into_body()).await;
             return Err(too_large());
         }
     }
     let body: Body = req.into_body();
-    let bytes = match http_body_util::Limited::new(body, limit).collect().await {
+    let collected = tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        http_body_util::Limited::new(body, limit).collect(),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            ErrorType::InvalidRequest,
+            format!(
+                "The request body did not arrive within {} s",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )
+        .with_code("body_timeout")
+    })?;
+    let bytes = match collected {
         Ok(c) => c.to_bytes(),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -495,6 +543,24 @@ async fn completions(
     generate(st, rid.0, req, Endpoint::Completion).await
 }
 
+/// Refuse, before any tokenizing, a prompt too large for the context even
+/// at [`crate::MAX_PROMPT_BYTES_PER_TOKEN`] bytes a token. Tokenizing cost
+/// and memory grow with the prompt, so this bounds what one request costs.
+fn check_prompt_size(prompt: &Prompt, context: usize, endpoint: Endpoint) -> Result<(), ApiError> {
+    let bytes = openai::prompt_bytes(prompt);
+    let most = context.saturating_mul(crate::MAX_PROMPT_BYTES_PER_TOKEN);
+    if context == 0 || bytes <= most {
+        return Ok(());
+    }
+    let param = endpoint.prompt_param();
+    Err(ApiError::new(
+        ErrorType::InvalidRequest,
+        format!("The prompt is {bytes} bytes, more than the model's context of {context} tokens can hold (at most {most} bytes are tokenized for it); shorten the {param}"),
+    )
+    .with_param(param)
+    .with_code("context_length_exceeded"))
+}
+
 async fn generate(
     st: Arc<AppState>,
     request_id: String,
@@ -514,6 +580,7 @@ async fn generate(
         _ => Need::Completion,
     };
     let model = st.manager.acquire(&g.model, need, g.media).await?;
+    check_prompt_size(&g.prompt, model.info.context_length, endpoint)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     model.submit(Job {
         prompt: g.prompt,
@@ -593,19 +660,19 @@ where
         let _ = rx.wait_for(|v| *v).await;
         tokio::time::sleep(grace).await;
     };
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .into_future();
-    let res = tokio::select! {
-        r = server => r.map_err(anyhow::Error::from),
+    let limits = conn::Limits::new(state.cfg.max_connections, state.cfg.idle_timeout);
+    let signal = tokio::spawn(signal);
+    let server = conn::serve(listener, app, limits, state.shutdown_rx.clone());
+    tokio::select! {
+        _ = server => {}
         _ = deadline => {
             tracing::warn!(grace_s = grace.as_secs_f64(), "connections still open after the grace period; closing them");
-            Ok(())
         }
     };
+    signal.abort();
     reaper.abort();
     state.begin_shutdown();
     state.manager.unload_all();
     tracing::info!("tanto serve stopped");
-    res
+    Ok(())
 }

@@ -91,14 +91,7 @@ async fn health_and_request_ids() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_list_and_retrieve() {
     let s = TestServer::start(|_| {}).await;
-    let v: Value = client()
-        .get(s.url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, v) = s.get_json("/v1/models").await;
     assert_eq!(v["object"], "list");
     let data = v["data"].as_array().unwrap();
     let ids: Vec<&str> = data.iter().map(|m| m["id"].as_str().unwrap()).collect();
@@ -154,14 +147,7 @@ async fn models_list_and_retrieve() {
     // After a request the model shows as loaded.
     let r = post(&s, "/v1/chat/completions", &chat_body(CHAT, "hi", false)).await;
     assert_eq!(r.status(), 200);
-    let v: Value = client()
-        .get(s.url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, v) = s.get_json("/v1/models").await;
     let chat = v["data"]
         .as_array()
         .unwrap()
@@ -212,24 +198,17 @@ async fn chat_non_stream_shape() {
     // max_tokens → finish_reason length.
     let mut b = chat_body(CHAT, "count=10", false);
     b["max_tokens"] = json!(2);
-    let v: Value = post(&s, "/v1/chat/completions", &b)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (_, v) = s.post_json("/v1/chat/completions", &b).await;
     assert_eq!(v["choices"][0]["finish_reason"], "length");
     assert_eq!(v["usage"]["completion_tokens"], 2);
 
     // Reasoning goes to reasoning_content.
-    let v: Value = post(
-        &s,
-        "/v1/chat/completions",
-        &chat_body(CHAT, "think count=1", false),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let (_, v) = s
+        .post_json(
+            "/v1/chat/completions",
+            &chat_body(CHAT, "think count=1", false),
+        )
+        .await;
     assert_eq!(v["choices"][0]["message"]["reasoning_content"], "pondering");
     assert_eq!(v["choices"][0]["message"]["content"], "t0 ");
 
@@ -423,11 +402,7 @@ async fn validation_errors_name_the_field() {
     // max_tokens is capped by the room left in the context (16 - 4 prompt).
     let mut b = chat_body("test/fake-tiny", "hi count=50", false);
     b["max_tokens"] = json!(1000);
-    let v: Value = post(&s, "/v1/chat/completions", &b)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (_, v) = s.post_json("/v1/chat/completions", &b).await;
     assert_eq!(v["usage"]["completion_tokens"], 12);
     assert_eq!(v["choices"][0]["finish_reason"], "length");
 }
@@ -739,25 +714,11 @@ async fn preloaded_default_model() {
     )
     .await;
     assert_eq!(r.status(), 200);
-    let v: Value = client()
-        .get(s.url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, v) = s.get_json("/v1/models").await;
     assert_eq!(v["data"][0]["id"], CHAT, "preloaded model listed first");
     // Pinned: not unloaded for idleness.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let v: Value = client()
-        .get(s.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, v) = s.get_json("/health").await;
     assert_eq!(v["loaded"][0]["id"], CHAT);
 }
 

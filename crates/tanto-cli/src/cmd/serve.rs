@@ -75,9 +75,22 @@ pub struct Args {
     /// Let requests name filesystem paths as the model
     #[arg(long, env = "TANTO_ALLOW_PATHS")]
     pub allow_paths: bool,
-    /// Largest request body (e.g. 50M)
-    #[arg(long, env = "TANTO_BODY_LIMIT", default_value = "50M", value_parser = parse_size)]
+    /// Largest request body (e.g. 8M)
+    #[arg(long, env = "TANTO_BODY_LIMIT", default_value = "8M", value_parser = parse_size)]
     pub body_limit: u64,
+    /// Host name accepted in the Host header besides IP literals and localhost (repeatable; `*` for any)
+    #[arg(
+        long = "allowed-host",
+        env = "TANTO_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_host: Vec<String>,
+    /// Most client connections open at once (idle ones are closed first beyond it)
+    #[arg(long, env = "TANTO_MAX_CONNECTIONS", default_value_t = tanto_server::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Close a connection with no request in flight after this long (e.g. 30s)
+    #[arg(long, env = "TANTO_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
     /// Bytes of weights that may be loaded at once (e.g. 8G); default 70% of available memory
     #[arg(long, env = "TANTO_MEMORY_BUDGET", value_parser = parse_size)]
     pub memory_budget: Option<u64>,
@@ -87,6 +100,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> i32 {
+    // main() restores the default SIGPIPE for `tanto list | head`; a server
+    // must not die when a client resets its connection mid-write.
+    tanto_server::ignore_sigpipe();
     if a.max_loaded == 0 {
         let e = TantoError::new(
             ErrorType::ValidationError,
@@ -109,6 +125,9 @@ pub fn run(a: Args) -> i32 {
         body_limit: usize::try_from(a.body_limit).unwrap_or(usize::MAX),
         threads: a.threads,
         memory_budget: a.memory_budget,
+        allowed_hosts: a.allowed_host,
+        max_connections: a.max_connections,
+        idle_timeout: a.idle_timeout,
         ..ServeConfig::default()
     };
     match tanto_server::run_blocking(cfg) {

@@ -194,6 +194,8 @@ pub struct Counters {
     pub loads: AtomicUsize,
     pub generations: AtomicUsize,
     pub tokens: AtomicUsize,
+    /// Calls to `count_tokens` (the server's tokenizing step).
+    pub tokenized: AtomicUsize,
     pub running: AtomicUsize,
     pub max_running: AtomicUsize,
 }
@@ -258,6 +260,7 @@ impl TextModel for FakeModel {
     }
 
     fn count_tokens(&self, prompt: &Prompt) -> Result<usize, EngineError> {
+        self.counters.tokenized.fetch_add(1, Ordering::SeqCst);
         Ok(self.render(prompt)?.split_whitespace().count() + 2)
     }
 
@@ -398,12 +401,37 @@ impl TestServer {
         format!("{}{}", self.base, path)
     }
 
+    /// GET `path`: the status and the JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        json_of(client().get(self.url(path)).send().await.unwrap()).await
+    }
+
+    /// POST `body` as JSON to `path`: the status and the JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        json_of(
+            client()
+                .post(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
     /// Trigger the shutdown future.
     pub fn shutdown(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
     }
+}
+
+async fn json_of(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    (status, v)
 }
 
 pub fn client() -> reqwest::Client {

@@ -1,27 +1,14 @@
-//! OpenAI request parsing (field by field, so errors name the bad field) and
-//! response shapes (`chat.completion`, `chat.completion.chunk`, `text_completion`).
+//! Request parsing for `POST /v1/chat/completions` and `POST /v1/completions`:
+//! field by field, so every error names the bad field. Parameters OpenAI
+//! defines but tanto does not implement are refused from one table
+//! ([`UNSUPPORTED`]) instead of being silently ignored.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use tanto_core::policy::Request;
-use tanto_engine::{ChatMessage, FinishReason, GenerationParams, Prompt, Usage};
+use tanto_engine::{ChatMessage, GenerationParams, Prompt};
 
+use super::Endpoint;
 use crate::error::ApiError;
-
-/// Which endpoint a request came through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Chat,
-    Completion,
-}
-
-impl Endpoint {
-    pub fn prompt_param(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "messages",
-            Endpoint::Completion => "prompt",
-        }
-    }
-}
 
 /// A validated generation request.
 #[derive(Debug, Clone)]
@@ -85,9 +72,12 @@ fn opt_num(o: &Obj, key: &str, lo: f64, hi: f64) -> Result<Option<f64>, ApiError
 }
 
 fn opt_int(o: &Obj, key: &str, lo: i64) -> Result<Option<i64>, ApiError> {
-    match present(o, key) {
-        None => Ok(None),
-        Some(Value::Number(n)) => {
+    present(o, key).map(|v| int_value(key, v, lo)).transpose()
+}
+
+fn int_value(key: &str, v: &Value, lo: i64) -> Result<i64, ApiError> {
+    match v {
+        Value::Number(n) => {
             let v = n
                 .as_i64()
                 .or_else(|| {
@@ -104,28 +94,154 @@ fn opt_int(o: &Obj, key: &str, lo: i64) -> Result<Option<i64>, ApiError> {
                     format!("'{key}' must be at least {lo}, got {v}"),
                 ));
             }
-            Ok(Some(v))
+            Ok(v)
         }
-        Some(v) => Err(ApiError::invalid(
+        v => Err(ApiError::invalid(
             key,
             format!("'{key}' must be an integer, got {}", type_name(v)),
         )),
     }
 }
 
-fn unsupported(key: &str, what: &str) -> ApiError {
-    ApiError::invalid(
-        key,
-        format!("'{key}' is not supported by tanto serve: {what}"),
-    )
-    .with_code("unsupported_parameter")
+/// An OpenAI parameter tanto does not implement. A request that sets it to
+/// anything but its "off" value is refused with 400 `unsupported_parameter`
+/// rather than having it silently ignored.
+struct Unsupported {
+    /// The field; `a.b` names field `b` inside object `a`.
+    param: &'static str,
+    /// The endpoints whose API has the field (elsewhere it is ignored).
+    on: &'static [Endpoint],
+    /// Whether a present value means "off" and is accepted; an error for a
+    /// value of the wrong type.
+    off: fn(&str, &Value) -> Result<bool, ApiError>,
+    /// What is missing, after "'{param}' is not supported by tanto serve: ".
+    answer: &'static str,
+}
+
+const BOTH: &[Endpoint] = &[Endpoint::Chat, Endpoint::Completion];
+const CHAT: &[Endpoint] = &[Endpoint::Chat];
+const COMPLETION: &[Endpoint] = &[Endpoint::Completion];
+
+/// Every unsupported parameter, in the order they are checked.
+const UNSUPPORTED: &[Unsupported] = &[
+    Unsupported {
+        param: "tools",
+        on: CHAT,
+        off: |_, v| Ok(v.as_array().is_some_and(Vec::is_empty)),
+        answer: "tool/function calling is not implemented yet",
+    },
+    Unsupported {
+        param: "functions",
+        on: CHAT,
+        off: |_, v| Ok(v.as_array().is_some_and(Vec::is_empty)),
+        answer: "function calling is not implemented yet",
+    },
+    Unsupported {
+        param: "response_format.type",
+        on: CHAT,
+        off: |_, v| Ok(v.as_str() != Some("json_schema")),
+        answer: "json_schema (constrained decoding) is not implemented; use json_object and describe the schema in the prompt",
+    },
+    Unsupported {
+        param: "echo",
+        on: COMPLETION,
+        off: |key, v| match v {
+            Value::Bool(b) => Ok(!b),
+            v => Err(ApiError::invalid(
+                key,
+                format!("'{key}' must be a boolean, got {}", type_name(v)),
+            )),
+        },
+        answer: "only echo = false",
+    },
+    Unsupported {
+        param: "suffix",
+        on: COMPLETION,
+        off: |_, v| Ok(v.as_str() == Some("")),
+        answer: "fill-in-the-middle suffixes; put the text in the prompt",
+    },
+    Unsupported {
+        param: "best_of",
+        on: BOTH,
+        off: |key, v| Ok(int_value(key, v, 1)? == 1),
+        answer: "only best_of = 1",
+    },
+    Unsupported {
+        param: "logprobs",
+        on: BOTH,
+        off: |_, v| Ok(v == &Value::Bool(false)),
+        answer: "log probabilities are not returned yet",
+    },
+    Unsupported {
+        param: "top_logprobs",
+        on: BOTH,
+        off: |_, v| Ok(v.as_u64() == Some(0)),
+        answer: "log probabilities are not returned yet",
+    },
+    Unsupported {
+        param: "logit_bias",
+        on: BOTH,
+        off: |_, v| Ok(v.as_object().is_some_and(Map::is_empty)),
+        answer: "logit biases are not applied yet",
+    },
+];
+
+/// The value at `a` or `a.b` (absent when `a` is not an object).
+fn lookup<'a>(o: &'a Obj, param: &str) -> Option<&'a Value> {
+    match param.split_once('.') {
+        None => present(o, param),
+        Some((outer, inner)) => present(o, outer)?
+            .as_object()
+            .and_then(|m| present(m, inner)),
+    }
+}
+
+/// Refuse any [`UNSUPPORTED`] parameter this endpoint's request turns on.
+fn refuse_unsupported(o: &Obj, endpoint: Endpoint) -> Result<(), ApiError> {
+    for u in UNSUPPORTED.iter().filter(|u| u.on.contains(&endpoint)) {
+        if let Some(v) = lookup(o, u.param) {
+            if !(u.off)(u.param, v)? {
+                return Err(ApiError::invalid(
+                    u.param,
+                    format!(
+                        "'{}' is not supported by tanto serve: {}",
+                        u.param, u.answer
+                    ),
+                )
+                .with_code("unsupported_parameter"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The fields both endpoints share, validated.
+struct Common {
+    model: String,
+    params: GenerationParams,
+    max_tokens: Option<usize>,
+    stream: bool,
+    include_usage: bool,
+}
+
+impl Common {
+    fn into_request(self, prompt: Prompt, media: Request) -> GenRequest {
+        GenRequest {
+            model: self.model,
+            prompt,
+            media,
+            stream: self.stream,
+            include_usage: self.include_usage,
+            max_tokens: self.max_tokens,
+            params: self.params,
+        }
+    }
 }
 
 /// Fields shared by both endpoints.
-fn common(
-    o: &Obj,
-    default_model: Option<&str>,
-) -> Result<(String, GenerationParams, Option<usize>, bool, bool), ApiError> {
+/// Unsupported parameters are refused first, then the shared fields are read.
+fn common(o: &Obj, endpoint: Endpoint, default_model: Option<&str>) -> Result<Common, ApiError> {
+    refuse_unsupported(o, endpoint)?;
     let model = match present(o, "model") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
         Some(Value::String(_)) => return Err(ApiError::invalid("model", "'model' is empty")),
@@ -152,11 +268,6 @@ fn common(
                 "n",
                 format!("'n' must be 1 (tanto serve returns one choice per request), got {n}; send {n} requests instead"),
             ));
-        }
-    }
-    if let Some(b) = opt_int(o, "best_of", 1)? {
-        if b != 1 {
-            return Err(unsupported("best_of", "only best_of = 1"));
         }
     }
 
@@ -281,31 +392,13 @@ fn common(
     }
     p.stop.retain(|s| !s.is_empty());
 
-    if let Some(v) = present(o, "logprobs") {
-        if v != &Value::Bool(false) {
-            return Err(unsupported(
-                "logprobs",
-                "log probabilities are not returned yet",
-            ));
-        }
-    }
-    if let Some(v) = present(o, "top_logprobs") {
-        if v.as_u64() != Some(0) {
-            return Err(unsupported(
-                "top_logprobs",
-                "log probabilities are not returned yet",
-            ));
-        }
-    }
-    if let Some(v) = present(o, "logit_bias") {
-        if v.as_object().is_none_or(|m| !m.is_empty()) {
-            return Err(unsupported(
-                "logit_bias",
-                "logit biases are not applied yet",
-            ));
-        }
-    }
-    Ok((model, p, max_tokens, stream, include_usage))
+    Ok(Common {
+        model,
+        params: p,
+        max_tokens,
+        stream,
+        include_usage,
+    })
 }
 
 fn body_object(body: &Value) -> Result<&Obj, ApiError> {
@@ -451,32 +544,11 @@ pub fn parse_chat(body: &Value, default_model: Option<&str>) -> Result<GenReques
         messages.push(ChatMessage { role, content });
     }
 
-    if let Some(tools) = present(o, "tools") {
-        if tools.as_array().is_none_or(|a| !a.is_empty()) {
-            return Err(unsupported(
-                "tools",
-                "tool/function calling is not implemented yet",
-            ));
-        }
-    }
-    if let Some(f) = present(o, "functions") {
-        if f.as_array().is_none_or(|a| !a.is_empty()) {
-            return Err(unsupported(
-                "functions",
-                "function calling is not implemented yet",
-            ));
-        }
-    }
     match present(o, "response_format") {
         None => {}
         Some(Value::Object(rf)) => match rf.get("type").and_then(Value::as_str) {
-            Some("text") | Some("json_object") => {}
-            Some("json_schema") => {
-                return Err(unsupported(
-                    "response_format.type",
-                    "json_schema (constrained decoding) is not implemented; use json_object and describe the schema in the prompt",
-                ))
-            }
+            // json_schema is valid OpenAI; `common` refuses it as unsupported.
+            Some("text") | Some("json_object") | Some("json_schema") => {}
             Some(t) => {
                 return Err(ApiError::invalid(
                     "response_format.type",
@@ -498,16 +570,7 @@ pub fn parse_chat(body: &Value, default_model: Option<&str>) -> Result<GenReques
         }
     }
 
-    let (model, params, max_tokens, stream, include_usage) = common(o, default_model)?;
-    Ok(GenRequest {
-        model,
-        prompt: Prompt::Chat(messages),
-        media,
-        stream,
-        include_usage,
-        max_tokens,
-        params,
-    })
+    Ok(common(o, Endpoint::Chat, default_model)?.into_request(Prompt::Chat(messages), media))
 }
 
 /// Parse `POST /v1/completions`.
@@ -545,165 +608,30 @@ pub fn parse_completion(body: &Value, default_model: Option<&str>) -> Result<Gen
             ))
         }
     };
-    if opt_bool(o, "echo")? == Some(true) {
-        return Err(unsupported("echo", "only echo = false"));
-    }
-    if let Some(s) = present(o, "suffix") {
-        if s.as_str().is_none_or(|s| !s.is_empty()) {
-            return Err(unsupported(
-                "suffix",
-                "fill-in-the-middle suffixes; put the text in the prompt",
-            ));
-        }
-    }
-    let (model, params, max_tokens, stream, include_usage) = common(o, default_model)?;
-    Ok(GenRequest {
-        model,
-        prompt: Prompt::Text(prompt),
-        media: Request::Text,
-        stream,
-        include_usage,
-        max_tokens,
-        params,
-    })
+    Ok(common(o, Endpoint::Completion, default_model)?
+        .into_request(Prompt::Text(prompt), Request::Text))
 }
 
-pub fn finish_str(f: FinishReason) -> &'static str {
-    match f {
-        FinishReason::Length => "length",
-        FinishReason::Stop | FinishReason::Cancelled => "stop",
-    }
-}
+/// Template markup allowed per chat message when sizing a prompt.
+const MESSAGE_OVERHEAD_BYTES: usize = 16;
 
-pub fn usage_json(u: &Usage) -> Value {
-    json!({
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "total_tokens": u.prompt_tokens + u.completion_tokens,
-    })
-}
-
-pub const FINGERPRINT: &str = concat!("tanto-", env!("CARGO_PKG_VERSION"));
-
-/// The ids and timestamps of one response (shared by all its chunks).
-#[derive(Debug, Clone)]
-pub struct Meta {
-    pub id: String,
-    pub created: u64,
-    pub model: String,
-    pub endpoint: Endpoint,
-}
-
-impl Meta {
-    pub fn new(endpoint: Endpoint, model: String) -> Self {
-        let prefix = match endpoint {
-            Endpoint::Chat => "chatcmpl-",
-            Endpoint::Completion => "cmpl-",
-        };
-        Self {
-            id: format!("{prefix}{}", &crate::util::random_hex()[..24]),
-            created: crate::util::unix_now(),
-            model,
-            endpoint,
-        }
-    }
-
-    /// A whole (non-streamed) response.
-    pub fn full(
-        &self,
-        content: &str,
-        reasoning: Option<&str>,
-        finish: FinishReason,
-        usage: &Usage,
-    ) -> Value {
-        match self.endpoint {
-            Endpoint::Chat => {
-                let mut message =
-                    json!({ "role": "assistant", "content": content, "refusal": null });
-                if let Some(r) = reasoning.filter(|r| !r.is_empty()) {
-                    message["reasoning_content"] = Value::from(r);
-                }
-                json!({
-                    "id": self.id,
-                    "object": "chat.completion",
-                    "created": self.created,
-                    "model": self.model,
-                    "system_fingerprint": FINGERPRINT,
-                    "choices": [{
-                        "index": 0,
-                        "message": message,
-                        "logprobs": null,
-                        "finish_reason": finish_str(finish),
-                    }],
-                    "usage": usage_json(usage),
-                })
-            }
-            Endpoint::Completion => json!({
-                "id": self.id,
-                "object": "text_completion",
-                "created": self.created,
-                "model": self.model,
-                "system_fingerprint": FINGERPRINT,
-                "choices": [{
-                    "index": 0,
-                    "text": content,
-                    "logprobs": null,
-                    "finish_reason": finish_str(finish),
-                }],
-                "usage": usage_json(usage),
-            }),
-        }
-    }
-
-    /// A streamed chunk with one choice. `delta` is the chat delta object
-    /// (ignored for completions, which use `text`).
-    pub fn chunk(
-        &self,
-        delta: Value,
-        text: &str,
-        finish: Option<&str>,
-        include_usage: bool,
-    ) -> Value {
-        let mut v = match self.endpoint {
-            Endpoint::Chat => json!({
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "system_fingerprint": FINGERPRINT,
-                "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }],
-            }),
-            Endpoint::Completion => json!({
-                "id": self.id,
-                "object": "text_completion",
-                "created": self.created,
-                "model": self.model,
-                "system_fingerprint": FINGERPRINT,
-                "choices": [{ "index": 0, "text": text, "logprobs": null, "finish_reason": finish }],
-            }),
-        };
-        if include_usage {
-            v["usage"] = Value::Null;
-        }
-        v
-    }
-
-    /// The final usage chunk (`stream_options.include_usage`): empty choices.
-    pub fn usage_chunk(&self, usage: &Usage) -> Value {
-        json!({
-            "id": self.id,
-            "object": match self.endpoint { Endpoint::Chat => "chat.completion.chunk", Endpoint::Completion => "text_completion" },
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": FINGERPRINT,
-            "choices": [],
-            "usage": usage_json(usage),
-        })
+/// The bytes a prompt hands the chat template and tokenizer: each message's
+/// role and content plus an allowance for the template's markup. Cheap, so
+/// the server can refuse a prompt that cannot fit before tokenizing it.
+pub fn prompt_bytes(p: &Prompt) -> usize {
+    match p {
+        Prompt::Text(t) => t.len(),
+        Prompt::Chat(m) => m
+            .iter()
+            .map(|m| m.role.len() + m.content.len() + MESSAGE_OVERHEAD_BYTES)
+            .sum(),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn err_param(v: Value) -> String {
@@ -813,5 +741,64 @@ mod tests {
         let ok = parse_completion(&json!({"prompt":["hi"]}), Some("d")).unwrap();
         assert_eq!(ok.model, "d");
         assert!(matches!(ok.prompt, Prompt::Text(ref s) if s == "hi"));
+    }
+
+    #[test]
+    fn unsupported_table_refuses_on_and_accepts_off() {
+        let with = |base: Value, k: &str, v: Value| {
+            let mut b = base;
+            b[k] = v;
+            b
+        };
+        let chat = json!({"model":"m","messages":[{"role":"user","content":"x"}]});
+        let text = json!({"model":"m","prompt":"x"});
+        let cases: Vec<(Endpoint, &str, Value, Value)> = vec![
+            (
+                Endpoint::Chat,
+                "tools",
+                json!([{"type":"function"}]),
+                json!([]),
+            ),
+            (Endpoint::Chat, "functions", json!([{}]), json!([])),
+            (Endpoint::Completion, "echo", json!(true), json!(false)),
+            (Endpoint::Completion, "suffix", json!("end"), json!("")),
+            (Endpoint::Chat, "best_of", json!(2), json!(1)),
+            (Endpoint::Completion, "logprobs", json!(3), json!(false)),
+            (Endpoint::Chat, "top_logprobs", json!(2), json!(0)),
+            (
+                Endpoint::Completion,
+                "logit_bias",
+                json!({"1": 5}),
+                json!({}),
+            ),
+        ];
+        for (ep, k, on, off) in cases {
+            let parse = |b: &Value| match ep {
+                Endpoint::Chat => parse_chat(b, None),
+                Endpoint::Completion => parse_completion(b, None),
+            };
+            let base = if ep == Endpoint::Chat { &chat } else { &text };
+            let e = parse(&with(base.clone(), k, on)).unwrap_err();
+            assert_eq!(e.code, Some("unsupported_parameter"), "{k}");
+            assert_eq!(e.param.as_deref(), Some(k));
+            assert!(parse(&with(base.clone(), k, off)).is_ok(), "{k} off");
+        }
+        let e = parse_chat(
+            &with(
+                chat.clone(),
+                "response_format",
+                json!({"type":"json_schema"}),
+            ),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, Some("unsupported_parameter"));
+        assert_eq!(e.param.as_deref(), Some("response_format.type"));
+        // A wrong type is a validation error, not "unsupported".
+        let e = parse_completion(&with(text.clone(), "echo", json!("yes")), None).unwrap_err();
+        assert_eq!((e.code, e.param.as_deref()), (None, Some("echo")));
+        // Each endpoint refuses only its own API's fields.
+        assert!(parse_chat(&with(chat.clone(), "echo", json!(true)), None).is_ok());
+        assert!(parse_completion(&with(text.clone(), "tools", json!([{}])), None).is_ok());
     }
 }
