@@ -56,7 +56,23 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    std::process::exit(real_main());
+    // A panic is a bug, but scripts still get mlx-knife's envelope
+    // (`InternalError`) and exit 1; the panic message stays on stderr.
+    let code = std::panic::catch_unwind(real_main).unwrap_or_else(|_| {
+        if std::env::args().any(|a| a == "--json") {
+            let e = tanto_core::error::TantoError::new(
+                tanto_core::error::ErrorType::InternalError,
+                "internal error (a bug in tanto; details on stderr)",
+            );
+            output::print_json(&output::envelope_err(
+                None,
+                serde_json::json!({"type": "InternalError", "message": e.message, "tanto_type": e.kind.as_str()}),
+                None,
+            ));
+        }
+        output::EXIT_ERROR
+    });
+    std::process::exit(code);
 }
 
 impl Command {
