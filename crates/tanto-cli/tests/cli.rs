@@ -600,6 +600,15 @@ fn clone_json_carries_mlx_knife_fields() {
     assert_eq!(d["target"], target.display().to_string());
     assert!(d["files"].as_u64().unwrap() > 0);
     assert!(target.join("config.json").exists());
+
+    // A second clone into the same, now full, folder: mlx-knife's error data.
+    let v = env.json(&["clone", "org/clonable", target.to_str().unwrap()], 1);
+    assert_eq!(v["error"]["type"], "InvalidTargetError");
+    assert_eq!(v["data"]["clone_status"], "filesystem_error");
+    assert_eq!(v["data"]["model"], "org/clonable");
+    assert_eq!(v["data"]["target_dir"], target.display().to_string());
+    let v = env.json(&["clone", "org/not-pulled", "somewhere"], 1);
+    assert_eq!(v["data"]["clone_status"], "cache_not_found");
 }
 
 #[test]

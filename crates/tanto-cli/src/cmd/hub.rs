@@ -346,7 +346,32 @@ fn health_word(healthy: bool) -> &'static str {
     }
 }
 
+/// mlx-knife's `clone_status` for a failed clone.
+fn clone_status(kind: ErrorType) -> &'static str {
+    match kind {
+        ErrorType::ModelNotFound | ErrorType::UnhealthyModel => "cache_not_found",
+        ErrorType::ValidationError | ErrorType::PermissionDenied => "filesystem_error",
+        _ => "error",
+    }
+}
+
 pub fn clone(a: CloneArgs) -> CmdResult {
+    clone_inner(&a).map_err(|e| {
+        if e.data.is_some() {
+            return e;
+        }
+        let data = json!({
+            "model": a.model,
+            "clone_status": clone_status(e.error.kind),
+            "message": e.error.message,
+            "target_dir": a.target.as_ref().map(|t| std::path::absolute(t).unwrap_or(t.clone())),
+            "health_check": false,
+        });
+        e.with_data(data)
+    })
+}
+
+fn clone_inner(a: &CloneArgs) -> CmdResult {
     let json = a.json;
     let spec = match &a.revision {
         Some(r) => format!("{}@{r}", resolve::split_revision(&a.model).0),
