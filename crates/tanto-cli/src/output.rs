@@ -120,10 +120,14 @@ pub fn errln(s: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{s}");
 }
 
-/// Human error on stderr: `tanto CMD: error: MESSAGE` plus a hint line.
-pub fn print_error(command: &str, err: &TantoError) {
+/// Human error on stderr: `tanto CMD: error: MESSAGE` (`tanto: error: …`
+/// before a command runs) plus a hint line.
+pub fn print_error(command: Option<&str>, err: &TantoError) {
     let c = Colors::stderr();
-    errln(&c.red(&format!("tanto {command}: error: {}", err.message)));
+    let who = command
+        .map(|c| format!("tanto {c}"))
+        .unwrap_or("tanto".into());
+    errln(&c.red(&format!("{who}: error: {}", err.message)));
     if let Some(h) = &err.hint {
         errln(&format!("  {} {h}", c.dim("hint:")));
     }
@@ -138,7 +142,7 @@ pub fn report(command: Option<&str>, json: bool, err: &CliError) -> i32 {
             err.data.as_deref().cloned(),
         ));
     } else {
-        print_error(command.unwrap_or("tanto"), &err.error);
+        print_error(command, &err.error);
     }
     EXIT_ERROR
 }
