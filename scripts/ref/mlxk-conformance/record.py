@@ -143,6 +143,9 @@ NORMALISATION = [
     "the per-case fixture root (a temp dir) is written as $ROOT",
     "the fake hub's TCP port is written as $HUB_PORT ($HUB = http://127.0.0.1:$HUB_PORT)",
     "nothing else: mtimes are fixed by build_fixture.py and TZ=UTC",
+    "record_tree cases also store `tree`: files added/removed under hf/hub, out and src "
+    "(relative to $ROOT; not counted as added: lock files under hf/hub/.locks, hf/hub/CACHEDIR.TAG, "
+    "hf/hub/models--*/trees/ — huggingface_hub internals)",
 ]
 
 
@@ -159,14 +162,28 @@ def normalise(text, root, port):
 
 
 def tree(root):
-    """Sorted file/symlink paths under hf/hub and out (what a command changed)."""
+    """File/symlink paths (relative to root) under hf/hub, out and src."""
     out = []
     for top in ("hf/hub", "out", "src"):
         base = os.path.join(root, top)
         for dirpath, dirnames, filenames in os.walk(base):
             for n in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
                 out.append(os.path.relpath(os.path.join(dirpath, n), root))
-    return sorted(out)
+    return set(out)
+
+
+def ignored(p):
+    """huggingface_hub internals a download leaves that are no part of the cache
+    contract: lock files it creates, CACHEDIR.TAG, models--*/trees/ listings."""
+    parts = p.split("/")
+    return (p.startswith("hf/hub/.locks/") or p == "hf/hub/CACHEDIR.TAG"
+            or (len(parts) > 3 and parts[:2] == ["hf", "hub"] and parts[3] == "trees"))
+
+
+def tree_diff(before, after):
+    """What a command changed on disk (see ignored() for what is not counted as added)."""
+    added = sorted(p for p in after - before if not ignored(p))
+    return {"added": added, "removed": sorted(before - after)}
 
 
 def start_hub(root):
@@ -195,6 +212,7 @@ def main():
             root = os.path.join(cdir, "root")
             build_fixture.build(root)
             os.makedirs(os.path.join(root, "home"))
+            before = tree(root)
             hub_proc, port = (start_hub(root) if c["fake_hub"] else (None, ""))
             hub = "http://127.0.0.1:%s" % port if port else ""
             env = {k: v for k, v in os.environ.items()
@@ -219,7 +237,7 @@ def main():
                 sys.exit(1)
             rec = {"exit_code": r.returncode, "stdout": doc}
             if c["record_tree"]:
-                rec["tree_after"] = tree(root)
+                rec["tree"] = tree_diff(before, tree(root))
             with open(os.path.join(out_dir, c["name"] + ".json"), "w") as f:
                 json.dump(rec, f, indent=2, ensure_ascii=False)
                 f.write("\n")
