@@ -1,0 +1,739 @@
+//! Conformance with mlx-knife 2.0.8's `--json` output (JSON API spec 0.2.4).
+//!
+//! tests/fixtures/mlxk-2.0.8/ holds what the real mlx-knife 2.0.8 printed
+//! (scripts/ref/record-mlxk.sh) for every case in its cases.json. This test
+//! rebuilds the same fixture tree with the same builder
+//! (scripts/ref/mlxk-conformance/build_fixture.py; python3 is required, the test
+//! fails without it), runs tanto with the same arguments and environment
+//! (`mlxk` → `tanto`; tanto reads HF_HOME, MLXK_WORKSPACE_HOME, HF_ENDPOINT and
+//! HF_HUB_OFFLINE itself), and compares field by field:
+//! - every key mlx-knife emits must exist in tanto's output with the same JSON
+//!   type (where mlx-knife has `null` for an optional field, tanto may give the
+//!   type that field has when present — see NULLABLE); extra tanto keys are fine;
+//! - values must be equal for the paths in MUST_AGREE (status, command,
+//!   error.type, names, hashes, sizes, health verdicts, counts, actions, ...);
+//! - the exit code, and for cases that change files, the files added/removed.
+//!
+//! Deliberate differences and mlx-knife defects are listed in EXEMPTIONS, each
+//! with its reason. Everything else that differs is reported — all mismatches of
+//! all cases in one message. TANTO_BIN overrides the binary under test.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Paths whose values must be equal (besides names and types, which always must).
+/// `[]` = any array element, `*` = one key, `**` = any rest of the path.
+const MUST_AGREE: &[&str] = &[
+    "status",
+    "command",
+    "error.type",
+    "error.matches",
+    "error.available_hashes",
+    // list / show model objects
+    "data.count",
+    "data.models",
+    "data.models[].name",
+    "data.models[].hash",
+    "data.models[].size_bytes",
+    "data.models[].last_modified",
+    "data.models[].framework",
+    "data.models[].model_type",
+    "data.models[].capabilities",
+    "data.models[].context_length",
+    "data.models[].health",
+    "data.models[].cached",
+    "data.models[].origin",
+    "data.models[].content_hash",
+    "data.models[].hash_modified",
+    "data.models[].clean",
+    "data.models[].display_name",
+    "data.model",
+    "data.model.name",
+    "data.model.hash",
+    "data.model.size_bytes",
+    "data.model.last_modified",
+    "data.model.framework",
+    "data.model.model_type",
+    "data.model.capabilities",
+    "data.model.context_length",
+    "data.model.health",
+    "data.model.cached",
+    "data.model.origin",
+    "data.model.content_hash",
+    "data.model.hash_modified",
+    "data.model.clean",
+    "data.model.quantization.**",
+    "data.metadata.*",
+    "data.config.**",
+    "data.workspace_metadata.**",
+    "data.files",
+    "data.files[].name",
+    "data.files[].type",
+    "data.files[].size",
+    // health
+    "data.healthy",
+    "data.unhealthy",
+    "data.healthy[].name",
+    "data.healthy[].status",
+    "data.unhealthy[].name",
+    "data.unhealthy[].status",
+    "data.summary.*",
+    // rm
+    "data.action",
+    "data.requires_confirmation",
+    "data.matches",
+    "data.lock_files_cleaned",
+    "data.commit_hash",
+    "data.locks_detected",
+    "data.lock_files",
+    // pull
+    "data.download_status",
+    "data.expanded_name",
+    // clone
+    "data.clone_status",
+    "data.target_dir",
+    "data.health_check",
+    "data.health",
+    // convert
+    "data.source",
+    "data.target",
+    "data.mode",
+    "data.health_status",
+    "data.content_hash",
+    // version / run
+    "data.json_api_spec_version",
+    "data.prompt",
+];
+
+/// Where mlx-knife printed `null` for an optional field, tanto may instead give
+/// the type the field has when present (mlx-knife's schema: `T | null`).
+const NULLABLE: &[(&str, &str)] = &[
+    ("data", "object"),
+    ("data.system", "object"),
+    ("data.metadata", "object"),
+    ("**.hash", "string"),
+    ("**.reason", "string"),
+    ("**.context_length", "integer"),
+    ("**.origin", "string"),
+    ("**.content_hash", "string"),
+    ("**.hash_modified", "string"),
+    ("**.clean", "boolean"),
+    ("**.quantization", "object"),
+    ("data.expanded_name", "string"),
+];
+
+/// Documented per-case exemptions: (case, path pattern, reason). A case of "*"
+/// applies to every case; the pattern matches the mismatch's path (and, with
+/// `**`, everything below it). "(exit code)" and "tree.*" are the pseudo-paths
+/// of the exit code and of the file changes.
+const EXEMPTIONS: &[(&str, &str, &str)] = &[];
+
+// ---------------------------------------------------------------------------
+// paths and patterns
+
+#[derive(Clone, Debug)]
+enum Seg {
+    Key(String),
+    /// Array element: its position and, for arrays of named objects, the name.
+    Elem(usize, Option<String>),
+}
+
+fn display(path: &[Seg]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Seg::Elem(_, Some(n)) => {
+                let _ = write!(s, "[{n}]");
+            }
+            Seg::Elem(i, None) => {
+                let _ = write!(s, "[{i}]");
+            }
+        }
+    }
+    if s.is_empty() {
+        s.push_str("(top)");
+    }
+    s
+}
+
+/// `data.models[].name` → ["data", "models", "[]", "name"].
+fn tokens(pattern: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in pattern.split('.') {
+        let mut rest = part;
+        while let Some(i) = rest.find("[]") {
+            if i > 0 {
+                out.push(rest[..i].to_string());
+            }
+            out.push("[]".to_string());
+            rest = &rest[i + 2..];
+        }
+        if !rest.is_empty() {
+            out.push(rest.to_string());
+        }
+    }
+    out
+}
+
+fn path_tokens(path: &[Seg]) -> Vec<String> {
+    path.iter()
+        .map(|s| match s {
+            Seg::Key(k) => k.clone(),
+            Seg::Elem(..) => "[]".to_string(),
+        })
+        .collect()
+}
+
+fn tok_match(pat: &[String], path: &[String]) -> bool {
+    match pat.first().map(String::as_str) {
+        None => path.is_empty(),
+        Some("**") => (0..=path.len()).any(|i| tok_match(&pat[1..], &path[i..])),
+        Some(p) => match path.first() {
+            Some(t) if p == t || (p == "*" && t != "[]") => tok_match(&pat[1..], &path[1..]),
+            _ => false,
+        },
+    }
+}
+
+fn matches(pattern: &str, path: &[Seg]) -> bool {
+    tok_match(&tokens(pattern), &path_tokens(path))
+}
+
+fn must_agree(path: &[Seg]) -> bool {
+    MUST_AGREE.iter().any(|p| matches(p, path))
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 160 {
+        format!("{}…", s.chars().take(160).collect::<String>())
+    } else {
+        s
+    }
+}
+
+// ---------------------------------------------------------------------------
+// the comparison
+
+#[derive(Debug)]
+struct Mismatch {
+    path: String,
+    /// Canonical path (`[]` for elements) for exemption matching.
+    tokens: Vec<String>,
+    what: &'static str,
+    expected: String,
+    got: String,
+}
+
+struct Cmp {
+    /// Compare values of MUST_AGREE paths (false: names and types only).
+    values: bool,
+    out: Vec<Mismatch>,
+}
+
+impl Cmp {
+    fn push(&mut self, path: &[Seg], what: &'static str, expected: String, got: String) {
+        self.out.push(Mismatch {
+            path: display(path),
+            tokens: path_tokens(path),
+            what,
+            expected,
+            got,
+        });
+    }
+
+    fn value_checked(&self, path: &[Seg]) -> bool {
+        self.values || ["status", "command", "error.type"].iter().any(|p| matches(p, path))
+    }
+
+    fn compare(&mut self, path: &mut Vec<Seg>, exp: &Value, got: &Value) {
+        let (te, tg) = (type_name(exp), type_name(got));
+        let compatible = te == tg
+            || (te == "null"
+                && NULLABLE
+                    .iter()
+                    .any(|(p, t)| *t == tg && matches(p, path)));
+        if !compatible {
+            self.push(
+                path,
+                "type",
+                format!("{te} {}", short(exp)),
+                format!("{tg} {}", short(got)),
+            );
+            return;
+        }
+        let agree = must_agree(path) && self.value_checked(path);
+        match (exp, got) {
+            (Value::Object(e), Value::Object(g)) => {
+                for (k, ev) in e {
+                    path.push(Seg::Key(k.clone()));
+                    match g.get(k) {
+                        Some(gv) => self.compare(path, ev, gv),
+                        None => self.push(path, "missing", short(ev), "(absent)".into()),
+                    }
+                    path.pop();
+                }
+            }
+            (Value::Array(e), Value::Array(g)) => self.compare_array(path, e, g, agree),
+            _ => {
+                if agree && exp != got {
+                    self.push(path, "value", short(exp), short(got));
+                }
+            }
+        }
+    }
+
+    fn compare_array(&mut self, path: &mut Vec<Seg>, e: &[Value], g: &[Value], agree: bool) {
+        let name_of = |v: &Value| v.get("name").and_then(Value::as_str).map(str::to_string);
+        let named = !e.is_empty() && e.iter().all(|v| name_of(v).is_some());
+        if named {
+            let gi: BTreeMap<String, &Value> =
+                g.iter().filter_map(|v| Some((name_of(v)?, v))).collect();
+            for (i, ev) in e.iter().enumerate() {
+                let n = name_of(ev).unwrap_or_default();
+                path.push(Seg::Elem(i, Some(n.clone())));
+                match gi.get(&n) {
+                    Some(gv) => self.compare(path, ev, gv),
+                    None if agree => self.push(path, "missing element", short(ev), "(absent)".into()),
+                    None => {}
+                }
+                path.pop();
+            }
+            if agree {
+                let en: BTreeSet<String> = e.iter().filter_map(name_of).collect();
+                for (n, gv) in &gi {
+                    if !en.contains(n) {
+                        path.push(Seg::Elem(0, Some(n.clone())));
+                        self.push(path, "extra element", "(absent)".into(), short(gv));
+                        path.pop();
+                    }
+                }
+            }
+            return;
+        }
+        let scalars = e.iter().chain(g).all(|v| !v.is_object() && !v.is_array());
+        if agree && scalars {
+            let mut es: Vec<String> = e.iter().map(Value::to_string).collect();
+            let mut gs: Vec<String> = g.iter().map(Value::to_string).collect();
+            es.sort();
+            gs.sort();
+            if es != gs {
+                self.push(
+                    path,
+                    "value",
+                    short(&Value::Array(e.to_vec())),
+                    short(&Value::Array(g.to_vec())),
+                );
+            }
+            return;
+        }
+        if agree && e.len() != g.len() {
+            self.push(
+                path,
+                "length",
+                format!("{} element(s)", e.len()),
+                format!("{} element(s)", g.len()),
+            );
+        }
+        for (i, (ev, gv)) in e.iter().zip(g).enumerate() {
+            path.push(Seg::Elem(i, None));
+            self.compare(path, ev, gv);
+            path.pop();
+        }
+        if !e.is_empty() && g.is_empty() && !agree {
+            self.push(
+                path,
+                "length",
+                format!("{} element(s)", e.len()),
+                "0 element(s): element shape unchecked".into(),
+            );
+        }
+    }
+}
+
+fn compare_docs(exp: &Value, got: &Value, values: bool) -> Vec<Mismatch> {
+    let mut c = Cmp {
+        values,
+        out: Vec::new(),
+    };
+    c.compare(&mut Vec::new(), exp, got);
+    c.out
+}
+
+// ---------------------------------------------------------------------------
+// running a case
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+fn tanto_bin() -> PathBuf {
+    std::env::var_os("TANTO_BIN")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tanto")))
+}
+
+fn python() -> &'static str {
+    "python3"
+}
+
+fn build_fixture(root: &Path) {
+    let script = repo_root().join("scripts/ref/mlxk-conformance/build_fixture.py");
+    let out = Command::new(python())
+        .arg(&script)
+        .arg(root)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("conformance: cannot run python3 (needed for the fixture builder {script:?}): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "build_fixture.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::create_dir_all(root.join("home")).expect("home dir");
+}
+
+/// The fake hub child; killed (it is ours) when dropped.
+struct Hub(Child);
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_hub(root: &Path, port_file: &Path) -> (Hub, String) {
+    let script = repo_root().join("scripts/ref/mlxk-conformance/fake_hub.py");
+    let child = Command::new(python())
+        .arg(&script)
+        .arg(root)
+        .arg(port_file)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start fake_hub.py");
+    let hub = Hub(child);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(10) {
+        if let Ok(p) = std::fs::read_to_string(port_file) {
+            return (hub, p.trim().to_string());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("fake_hub.py did not start");
+}
+
+/// Files and symlinks under hf/hub, out and src, relative to root.
+fn tree(root: &Path) -> BTreeSet<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(md) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if md.is_dir() {
+                walk(root, &p, out);
+            } else if let Ok(rel) = p.strip_prefix(root) {
+                out.insert(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    for top in ["hf/hub", "out", "src"] {
+        walk(root, &root.join(top), &mut out);
+    }
+    out
+}
+
+/// huggingface_hub internals a download may leave, not part of the cache
+/// contract (same rule as record.py's `ignored`): lock files it creates,
+/// CACHEDIR.TAG, models--*/trees/ listings.
+fn ignored_addition(p: &str) -> bool {
+    let parts: Vec<&str> = p.split('/').collect();
+    p.starts_with("hf/hub/.locks/")
+        || p == "hf/hub/CACHEDIR.TAG"
+        || (parts.len() > 3 && parts[..2] == ["hf", "hub"] && parts[3] == "trees")
+}
+
+fn strs(v: Option<&Value>) -> BTreeSet<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+struct CaseResult {
+    name: String,
+    command_line: String,
+    failures: Vec<Mismatch>,
+    exempted: Vec<(Mismatch, &'static str)>,
+}
+
+fn run_case(case: &Value, recorded: &Value) -> CaseResult {
+    let name = case["name"].as_str().unwrap_or("?").to_string();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let base = tmp.path().canonicalize().expect("canonical tempdir");
+    let root = base.join("root");
+    build_fixture(&root);
+    let before = tree(&root);
+    let rs = root.to_string_lossy().into_owned();
+
+    let hub = case["fake_hub"]
+        .as_bool()
+        .unwrap_or(false)
+        .then(|| start_hub(&root, &base.join("hub.port")));
+    let port = hub.as_ref().map(|(_, p)| p.clone()).unwrap_or_default();
+    let hub_url = format!("http://127.0.0.1:{port}");
+    let expand = |s: &str| s.replace("$ROOT", &rs).replace("$HUB", &hub_url);
+
+    let shape_only = case.get("tanto_argv").is_some();
+    let argv: Vec<String> = case
+        .get("tanto_argv")
+        .unwrap_or(&case["argv"])
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).map(expand).collect())
+        .unwrap_or_default();
+
+    let mut cmd = Command::new(tanto_bin());
+    cmd.args(&argv).current_dir(&root);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if ["HF_", "HUGGINGFACE_", "MLXK", "TANTO_"]
+            .iter()
+            .any(|p| k.starts_with(p))
+            || k == "XDG_CACHE_HOME"
+        {
+            cmd.env_remove(&k);
+        }
+    }
+    if let Some(env) = case["env"].as_object() {
+        for (k, v) in env {
+            cmd.env(k, expand(v.as_str().unwrap_or("")));
+        }
+    }
+    let out = cmd.output().expect("run tanto");
+    drop(hub);
+
+    let mut failures = Vec::new();
+    let mut push = |path: &str, what: &'static str, expected: String, got: String| {
+        failures.push(Mismatch {
+            path: path.to_string(),
+            tokens: tokens(path),
+            what,
+            expected,
+            got,
+        })
+    };
+    let norm = |s: &[u8]| {
+        let s = String::from_utf8_lossy(s).replace(&rs, "$ROOT");
+        if port.is_empty() {
+            s
+        } else {
+            s.replace(&format!("127.0.0.1:{port}"), "127.0.0.1:$HUB_PORT")
+        }
+    };
+    let stdout = norm(&out.stdout);
+    let code = out.status.code().unwrap_or(-1);
+    let exp_code = recorded["exit_code"].as_i64().unwrap_or(-1);
+    if i64::from(code) != exp_code {
+        push("(exit code)", "value", exp_code.to_string(), code.to_string());
+    }
+    match serde_json::from_str::<Value>(&stdout) {
+        Ok(doc) => failures.extend(compare_docs(&recorded["stdout"], &doc, !shape_only)),
+        Err(e) => {
+            let err = norm(&out.stderr);
+            push(
+                "(stdout)",
+                "not JSON",
+                "a JSON envelope".into(),
+                format!(
+                    "{e}; stdout: {:?}; stderr: {:?}",
+                    stdout.chars().take(300).collect::<String>(),
+                    err.chars().take(300).collect::<String>()
+                ),
+            )
+        }
+    }
+    if let Some(t) = recorded.get("tree") {
+        let after = tree(&root);
+        let added: BTreeSet<String> = after
+            .difference(&before)
+            .filter(|p| !ignored_addition(p))
+            .cloned()
+            .collect();
+        let removed: BTreeSet<String> = before.difference(&after).cloned().collect();
+        for (label, exp, got) in [
+            ("tree.added", strs(t.get("added")), added),
+            ("tree.removed", strs(t.get("removed")), removed),
+        ] {
+            for p in exp.difference(&got) {
+                push(label, "file change missing", p.clone(), "(not done)".into());
+            }
+            for p in got.difference(&exp) {
+                push(label, "extra file change", "(not done)".into(), p.clone());
+            }
+        }
+    }
+
+    let mut result = CaseResult {
+        command_line: format!("tanto {}", argv.join(" ")).replace(&rs, "$ROOT"),
+        name,
+        failures: Vec::new(),
+        exempted: Vec::new(),
+    };
+    for m in failures {
+        let ex = EXEMPTIONS.iter().find(|(c, p, _)| {
+            (*c == "*" || *c == result.name) && tok_match(&tokens(p), &m.tokens)
+        });
+        match ex {
+            Some((_, _, reason)) => result.exempted.push((m, reason)),
+            None => result.failures.push(m),
+        }
+    }
+    result
+}
+
+fn report(results: &[CaseResult]) -> (String, usize) {
+    let mut s = String::new();
+    let mut n = 0;
+    for r in results.iter().filter(|r| !r.failures.is_empty()) {
+        let _ = writeln!(s, "\n== {} ({})", r.name, r.command_line);
+        for m in &r.failures {
+            n += 1;
+            let _ = writeln!(
+                s,
+                "  {} [{}]\n      mlx-knife: {}\n      tanto:     {}",
+                m.path, m.what, m.expected, m.got
+            );
+        }
+    }
+    let exempted: Vec<_> = results
+        .iter()
+        .flat_map(|r| r.exempted.iter().map(move |(m, why)| (&r.name, m, why)))
+        .collect();
+    if !exempted.is_empty() {
+        let _ = writeln!(s, "\n-- exempted (documented in EXEMPTIONS):");
+        for (case, m, why) in exempted {
+            let _ = writeln!(s, "  {case}: {} [{}] — {why}", m.path, m.what);
+        }
+    }
+    (s, n)
+}
+
+#[test]
+fn tanto_json_carries_every_mlx_knife_2_0_8_field() {
+    let dir = repo_root().join("tests/fixtures/mlxk-2.0.8");
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("cases.json")).expect("read cases.json"),
+    )
+    .expect("cases.json is JSON");
+    let cases = manifest["cases"].as_array().expect("cases array");
+    assert!(cases.len() >= 40, "too few recorded cases: {}", cases.len());
+    let only = std::env::var("CONFORMANCE_CASE").ok();
+    let mut results = Vec::new();
+    for case in cases {
+        let name = case["name"].as_str().expect("case name");
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        let recorded: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.json")))
+                .unwrap_or_else(|e| panic!("recording {name}.json: {e}")),
+        )
+        .unwrap_or_else(|e| panic!("{name}.json is not JSON: {e}"));
+        results.push(run_case(case, &recorded));
+    }
+    let (text, n) = report(&results);
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("conformance-report.txt");
+    let _ = std::fs::write(&path, &text);
+    let failing = results.iter().filter(|r| !r.failures.is_empty()).count();
+    assert!(
+        n == 0,
+        "tanto differs from mlx-knife 2.0.8 in {n} place(s) across {failing} of {} case(s) \
+         (report also in {}):\n{text}",
+        results.len(),
+        path.display()
+    );
+}
+
+#[test]
+fn comparator_catches_renames_type_changes_and_value_changes() {
+    let exp: Value = serde_json::json!({
+        "status": "success", "command": "clone",
+        "data": {"target_dir": "/x", "health": "healthy", "size_bytes": 3, "reason": null,
+                 "message": "free text", "models": [{"name": "a/b", "hash": "h1"}]},
+        "error": null
+    });
+    let same_plus_extra: Value = serde_json::json!({
+        "status": "success", "command": "clone",
+        "data": {"target_dir": "/x", "health": "healthy", "size_bytes": 3, "reason": "why",
+                 "message": "other text", "extra": 1, "models": [{"name": "a/b", "hash": "h1"}]},
+        "error": null
+    });
+    assert!(compare_docs(&exp, &same_plus_extra, true).is_empty());
+    let bad: Value = serde_json::json!({
+        "status": "success", "command": "clone",
+        "data": {"target": "/x", "health": "unhealthy", "size_bytes": "3", "reason": null,
+                 "message": "free text", "models": [{"name": "a/c", "hash": "h1"}]},
+        "error": null
+    });
+    let got: Vec<(String, &str)> = compare_docs(&exp, &bad, true)
+        .into_iter()
+        .map(|m| (m.path, m.what))
+        .collect();
+    let want = [
+        ("data.target_dir", "missing"),
+        ("data.health", "value"),
+        ("data.size_bytes", "type"),
+        ("data.models[a/b]", "missing element"),
+        ("data.models[a/c]", "extra element"),
+    ];
+    for w in want {
+        assert!(
+            got.iter().any(|(p, k)| p == w.0 && *k == w.1),
+            "{w:?} not reported in {got:?}"
+        );
+    }
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    // shape-only comparison still checks status / command / error.type values
+    let other_cmd: Value = serde_json::json!({"status": "error", "command": "clone",
+        "data": {"target_dir": "/y", "health": "x", "size_bytes": 1, "reason": null,
+                 "message": "", "models": []}, "error": null});
+    let got = compare_docs(&exp, &other_cmd, false);
+    assert!(got.iter().any(|m| m.path == "status"), "{got:?}");
+    assert!(!got.iter().any(|m| m.path == "data.target_dir"), "{got:?}");
+}
