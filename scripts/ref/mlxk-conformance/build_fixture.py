@@ -432,8 +432,15 @@ def commit_hash(seed):
     return hashlib.sha1(("tanto-conformance:" + seed).encode()).hexdigest()
 
 
-def etag(content):
-    return hashlib.sha256(content).hexdigest()
+def is_lfs(rel):
+    return rel.endswith((".safetensors", ".gguf", ".bin"))
+
+
+def etag(rel, content):
+    """Blob name as huggingface_hub writes it: sha256 for LFS files, git blob sha1 otherwise."""
+    if is_lfs(rel):
+        return hashlib.sha256(content).hexdigest()
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
 
 # --------------------------------------------------------------------------
@@ -464,7 +471,7 @@ def write_cache(hub):
             c = commit_hash(seed)
             sd = os.path.join(d, "snapshots", c)
             for rel, content in sorted(files.items()):
-                e = etag(content)
+                e = etag(rel, content)
                 blob = os.path.join(d, "blobs", e)
                 if not os.path.exists(blob):
                     _write(blob, content)
@@ -475,7 +482,7 @@ def write_cache(hub):
             _write(os.path.join(d, "refs", "main"), c.encode())
         for rel in locks:
             content = revisions[-1][1][rel]
-            lk = os.path.join(hub, ".locks", "models--" + repo_id.replace("/", "--"), etag(content) + ".lock")
+            lk = os.path.join(hub, ".locks", "models--" + repo_id.replace("/", "--"), etag(rel, content) + ".lock")
             _write(lk, b"")
         _fix_mtimes(os.path.join(d, "blobs"), FIXED_MTIME)
         _fix_mtimes(os.path.join(d, "refs"), FIXED_MTIME)

@@ -42,12 +42,11 @@ def files_of(root, repo):
     return out
 
 
-def is_lfs(rel):
-    return rel.endswith((".safetensors", ".gguf", ".bin"))
+is_lfs = build_fixture.is_lfs
 
 
 def git_sha1(data):
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    return build_fixture.etag("x", data)
 
 
 class Handler(BaseHTTPRequestHandler):
