@@ -160,7 +160,6 @@ const EXEMPTIONS: &[(&str, &str, &str, &str)] = &[
      "mlx-knife defect (features §0.3, §8.1): CLI-layer errors carry `command: null`, outside its \
       own schema's command enum"),
     ("*", "data.healthy[].managed", "missing", MANAGED),
-    ("*", "data.unhealthy[].managed", "missing", MANAGED),
 ];
 
 const GGUF: &str = "GGUF repo without config.json: tanto reads the GGUF header (architecture, \
@@ -168,7 +167,8 @@ const GGUF: &str = "GGUF repo without config.json: tanto reads the GGUF header (
     has no GGUF reader: 'config.json missing', unhealthy, base, context_length null (gap §4.2)";
 const TRUNCATED: &str = "tanto checks safetensors headers against the file size and calls a \
     truncated file unhealthy; mlx-knife only checks presence, size > 0 and LFS pointers";
-const MANAGED: &str = "mlx-knife defect (features §8.1, §9.2): workspace entries of `health` carry \
+const MANAGED: &str =
+    "mlx-knife defect (features §8.1, §9.2): workspace entries of `health` carry \
     `managed`, which its schema's strict healthEntry forbids";
 
 // ---------------------------------------------------------------------------
@@ -328,7 +328,10 @@ impl Cmp {
     }
 
     fn value_checked(&self, path: &[Seg]) -> bool {
-        self.values || ["status", "command", "error.type"].iter().any(|p| matches(p, path))
+        self.values
+            || ["status", "command", "error.type"]
+                .iter()
+                .any(|p| matches(p, path))
     }
 
     fn compare(&mut self, path: &mut Vec<Seg>, exp: &Value, got: &Value) {
@@ -392,7 +395,9 @@ impl Cmp {
                 path.push(Seg::Elem(i, Some(n.clone())));
                 match gi.get(&n) {
                     Some(gv) => self.compare(path, ev, gv),
-                    None if agree => self.push(path, "missing element", short(ev), "(absent)".into()),
+                    None if agree => {
+                        self.push(path, "missing element", short(ev), "(absent)".into())
+                    }
                     None => {}
                 }
                 path.pop();
@@ -486,7 +491,9 @@ fn build_fixture(root: &Path) {
         .arg(root)
         .output()
         .unwrap_or_else(|e| {
-            panic!("conformance: cannot run python3 (needed for the fixture builder {script:?}): {e}")
+            panic!(
+                "conformance: cannot run python3 (needed for the fixture builder {script:?}): {e}"
+            )
         });
     assert!(
         out.status.success(),
@@ -644,7 +651,12 @@ fn run_case(case: &Value, recorded: &Value) -> CaseResult {
     let code = out.status.code().unwrap_or(-1);
     let exp_code = recorded["exit_code"].as_i64().unwrap_or(-1);
     if i64::from(code) != exp_code {
-        failures.push(mm("(exit code)", "value", exp_code.to_string(), code.to_string()));
+        failures.push(mm(
+            "(exit code)",
+            "value",
+            exp_code.to_string(),
+            code.to_string(),
+        ));
     }
     match serde_json::from_str::<Value>(&stdout) {
         Ok(doc) => failures.extend(compare_docs(&recorded["stdout"], &doc, !shape_only)),
@@ -675,10 +687,20 @@ fn run_case(case: &Value, recorded: &Value) -> CaseResult {
             ("tree.removed", strs(t.get("removed")), removed),
         ] {
             for p in exp.difference(&got) {
-                failures.push(mm(label, "file change missing", p.clone(), "(not done)".into()));
+                failures.push(mm(
+                    label,
+                    "file change missing",
+                    p.clone(),
+                    "(not done)".into(),
+                ));
             }
             for p in got.difference(&exp) {
-                failures.push(mm(label, "extra file change", "(not done)".into(), p.clone()));
+                failures.push(mm(
+                    label,
+                    "extra file change",
+                    "(not done)".into(),
+                    p.clone(),
+                ));
             }
         }
     }
@@ -739,7 +761,9 @@ fn report(results: &[CaseResult]) -> (String, usize) {
             }
         }
     }
-    let unused: Vec<_> = (0..EXEMPTIONS.len()).filter(|i| !used.contains(i)).collect();
+    let unused: Vec<_> = (0..EXEMPTIONS.len())
+        .filter(|i| !used.contains(i))
+        .collect();
     if !unused.is_empty() {
         let _ = writeln!(s, "\n-- note: exemptions that matched nothing this run:");
         for i in unused {
@@ -760,19 +784,42 @@ fn tanto_json_carries_every_mlx_knife_2_0_8_field() {
     let cases = manifest["cases"].as_array().expect("cases array");
     assert!(cases.len() >= 40, "too few recorded cases: {}", cases.len());
     let only = std::env::var("CONFORMANCE_CASE").ok();
-    let mut results = Vec::new();
-    for case in cases {
-        let name = case["name"].as_str().expect("case name");
-        if only.as_deref().is_some_and(|o| !name.contains(o)) {
-            continue;
+    let todo: Vec<(&Value, Value)> = cases
+        .iter()
+        .filter(|c| {
+            let name = c["name"].as_str().unwrap_or("");
+            only.as_deref().is_none_or(|o| name.contains(o))
+        })
+        .map(|c| {
+            let name = c["name"].as_str().expect("case name");
+            let recorded: Value = serde_json::from_str(
+                &std::fs::read_to_string(dir.join(format!("{name}.json")))
+                    .unwrap_or_else(|e| panic!("recording {name}.json: {e}")),
+            )
+            .unwrap_or_else(|e| panic!("{name}.json is not JSON: {e}"));
+            (c, recorded)
+        })
+        .collect();
+    // Cases are independent (fresh tree each); a few at a time, reported in order.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<CaseResult>>> =
+        todo.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some((case, recorded)) = todo.get(i) else {
+                    break;
+                };
+                let r = run_case(case, recorded);
+                *slots[i].lock().expect("slot") = Some(r);
+            });
         }
-        let recorded: Value = serde_json::from_str(
-            &std::fs::read_to_string(dir.join(format!("{name}.json")))
-                .unwrap_or_else(|e| panic!("recording {name}.json: {e}")),
-        )
-        .unwrap_or_else(|e| panic!("{name}.json is not JSON: {e}"));
-        results.push(run_case(case, &recorded));
-    }
+    });
+    let results: Vec<CaseResult> = slots
+        .into_iter()
+        .filter_map(|m| m.into_inner().expect("slot"))
+        .collect();
     let (text, n) = report(&results);
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("conformance-report.txt");
     let _ = std::fs::write(&path, &text);
