@@ -58,11 +58,13 @@ pub fn mlx_knife_type(command: Option<&str>, kind: ErrorType) -> &'static str {
         (None, _) => "CommandError",
         // mlx-knife reports every run failure as one type.
         (Some("run"), _) => "execution_error",
-        (Some("rm"), E::RevisionNotFound) => "hash_not_found",
+        // An unknown @hash is a model that is not there (rm included).
         (_, E::RevisionNotFound) => "model_not_found",
         // mlx-knife's pre-flight answers a missing repo as access denied.
         (Some("pull"), E::ModelNotFound) => "access_denied",
-        (Some("convert"), E::ValidationError) => "InvalidArgumentError",
+        // convert: a missing mode is an invalid argument, a bad path a ValueError.
+        (Some("convert"), E::InvalidRequest) => "InvalidArgumentError",
+        (Some("convert"), E::ValidationError) => "ValueError",
         (Some("clone"), E::ValidationError) => "InvalidTargetError",
         (_, E::ValidationError) => "ValidationError",
         (_, E::MissingBackend) => "not_implemented",
@@ -381,7 +383,7 @@ mod tests {
         let e = TantoError::new(ErrorType::RevisionNotFound, "no such revision")
             .with_detail("available_hashes", vec!["abc"]);
         let v = error_json(Some("rm"), &e);
-        assert_eq!(v["type"], "hash_not_found");
+        assert_eq!(v["type"], "model_not_found");
         assert_eq!(v["tanto_type"], "revision_not_found");
         assert_eq!(v["available_hashes"][0], "abc");
         assert_eq!(error_json(Some("show"), &e)["type"], "model_not_found");

@@ -64,6 +64,11 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> Out {
+        self.run_with(args, &[])
+    }
+
+    /// [`Env::run`] with extra environment variables.
+    fn run_with(&self, args: &[&str], extra: &[(&str, &str)]) -> Out {
         let out = Command::new(BIN)
             .args(args)
             .env("HOME", self.root())
@@ -76,6 +81,7 @@ impl Env {
             .env_remove("MLXK_WORKSPACE_HOME")
             .env_remove("TANTO_MEMORY_THRESHOLD")
             .env_remove("XDG_CACHE_HOME")
+            .envs(extra.iter().copied())
             .current_dir(self.root())
             .output()
             .expect("run tanto");
@@ -498,6 +504,8 @@ fn rm_fuzzy_without_force_does_not_delete() {
     assert_eq!(v["status"], "success");
     assert_eq!(v["data"]["action"], "requires_confirmation");
     assert_eq!(v["data"]["requires_confirmation"], true);
+    assert_eq!(v["data"]["model"], "org/fuzzy-target");
+    assert_eq!(v["data"]["matches"], serde_json::json!([]));
     assert!(repo.dir.exists());
     // Human mode without a TTY: refused, exit 1.
     let out = env.run(&["rm", "fuzzy-tar"]);
@@ -548,6 +556,12 @@ fn rm_refuses_workspaces() {
     let ws = workspace::write_workspace(&env.ws_home().join("keep-me"), &presets::hf_chat(), None);
     let v = env.json(&["rm", "keep-me", "-f"], 1);
     assert_eq!(v["error"]["type"], "workspace_model");
+    // mlx-knife's data.model: the resolved folder.
+    assert_eq!(
+        v["data"]["model"],
+        ws.display().to_string().as_str(),
+        "{v:#}"
+    );
     assert!(ws.join("config.json").exists());
     let v = env.json(&["rm", ws.to_str().unwrap(), "-f"], 1);
     assert_eq!(v["error"]["type"], "workspace_model");
@@ -567,8 +581,11 @@ fn rm_errors() {
     assert_eq!(v["data"]["matches"], v["error"]["matches"]);
     assert!(v["data"]["matches"].as_array().unwrap().len() > 1);
     assert_eq!(v["data"]["requires_confirmation"], false);
+    assert_eq!(v["data"]["model"], serde_json::Value::Null);
     let v = env.json(&["rm", "tanto-test/tiny-llama-chat@0000000"], 1);
-    assert_eq!(v["error"]["type"], "hash_not_found");
+    // mlx-knife 2.0.8 answers an unknown hash in rm with model_not_found too.
+    assert_eq!(v["error"]["type"], "model_not_found");
+    assert_eq!(v["data"]["model"], serde_json::Value::Null);
     assert_eq!(v["error"]["tanto_type"], "revision_not_found");
     assert!(v["error"]["available_hashes"].is_array(), "{v:#}");
     // show reports an unknown revision as mlx-knife 2.0.8 does.
@@ -604,11 +621,43 @@ fn clone_json_carries_mlx_knife_fields() {
     // A second clone into the same, now full, folder: mlx-knife's error data.
     let v = env.json(&["clone", "org/clonable", target.to_str().unwrap()], 1);
     assert_eq!(v["error"]["type"], "InvalidTargetError");
-    assert_eq!(v["data"]["clone_status"], "filesystem_error");
+    assert_eq!(v["data"]["clone_status"], "error");
+    assert_eq!(v["data"]["health_check"], true);
     assert_eq!(v["data"]["model"], "org/clonable");
     assert_eq!(v["data"]["target_dir"], target.display().to_string());
     let v = env.json(&["clone", "org/not-pulled", "somewhere"], 1);
     assert_eq!(v["data"]["clone_status"], "cache_not_found");
+}
+
+#[test]
+fn clone_refuses_a_target_whose_parent_is_missing() {
+    let env = Env::new();
+    env.cache.add("org/clonable", &presets::hf_chat());
+    let target = env.root().join("nowhere/cloned");
+    let v = env.json(&["clone", "org/clonable", target.to_str().unwrap()], 1);
+    assert_eq!(v["error"]["type"], "InvalidTargetError");
+    assert_eq!(v["error"]["tanto_type"], "validation_error");
+    let parent = env.root().join("nowhere");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&parent.display().to_string()),
+        "{v:#}"
+    );
+    assert_eq!(v["data"]["clone_status"], "error");
+    assert_eq!(v["data"]["target_dir"], target.display().to_string());
+    assert!(!parent.exists(), "nothing created");
+    // The default target under the workspace home still works (home created).
+    let out = env.run_with(
+        &["clone", "org/clonable", "--json"],
+        &[(
+            "TANTO_WORKSPACE_HOME",
+            env.root().join("new-home").to_str().unwrap(),
+        )],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(env.root().join("new-home/clonable/config.json").exists());
 }
 
 #[test]
@@ -638,6 +687,99 @@ fn convert_json_carries_mlx_knife_fields() {
     // The old names stay as extras.
     assert_eq!(d["health"], "healthy");
     assert!(d["reason"].is_null());
+    // content_hash is the v2 hash of what was written.
+    let h = tanto_core::workspace::compute_content_hash(
+        &target,
+        &tanto_core::workspace::DEFAULT_EXCLUDE_PATTERNS
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .expect("hashable target");
+    assert_eq!(d["content_hash"], h.content_hash.as_str());
+
+    // A target that is not empty: mlx-knife's ValueError with its data.
+    let full = env.root().join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    std::fs::write(full.join("keep.txt"), "x").unwrap();
+    let v = env.json(
+        &[
+            "convert",
+            "org/convertible",
+            full.to_str().unwrap(),
+            "--repair-index",
+        ],
+        1,
+    );
+    assert_eq!(v["error"]["type"], "ValueError");
+    assert_eq!(v["error"]["tanto_type"], "validation_error");
+    assert_eq!(v["data"]["source"], "org/convertible");
+    assert_eq!(v["data"]["target"], full.display().to_string());
+    assert_eq!(v["data"]["mode"], "repair-index");
+    assert_eq!(v["data"]["health_check"], true);
+    assert_eq!(std::fs::read_to_string(full.join("keep.txt")).unwrap(), "x");
+}
+
+// ---------------------------------------------------------------------------
+// pull answers from the cache without the hub
+
+/// An endpoint nothing listens on: any hub contact fails.
+const NO_HUB: &[(&str, &str)] = &[("HF_ENDPOINT", "http://127.0.0.1:9")];
+
+fn pull_json(env: &Env, args: &[&str], code: i32) -> Value {
+    let mut a = vec!["pull"];
+    a.extend_from_slice(args);
+    a.push("--json");
+    let out = env.run_with(&a, NO_HUB);
+    assert_eq!(out.code, code, "{}{}", out.stdout, out.stderr);
+    out.json()
+}
+
+#[test]
+fn pull_of_a_healthy_cached_model_is_already_exists() {
+    let env = Env::new();
+    let repo = env.cache.add("org/here", &presets::hf_chat());
+    let v = pull_json(&env, &["org/here"], 0);
+    assert_eq!(v["status"], "success", "{v:#}");
+    assert_eq!(v["data"]["download_status"], "already_exists");
+    assert_eq!(v["data"]["model"], "org/here");
+    assert_eq!(v["data"]["commit_hash"], repo.snapshots()[0].as_str());
+    // Human mode says so too; exit 0.
+    let out = env.run_with(&["pull", "org/here"], NO_HUB);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("already in the cache"),
+        "{}",
+        out.stdout
+    );
+    // A fuzzy name is not a cache hit: pull takes full ids, and the hub is asked.
+    let v = pull_json(&env, &["org/her"], 1);
+    assert_eq!(v["data"]["download_status"], "failed", "{v:#}");
+    assert!(v["data"]["preflight_warning"].is_string(), "{v:#}");
+    // Filters may want files the snapshot lacks: the hub is asked.
+    let v = pull_json(&env, &["org/here", "--include", "*.gguf"], 1);
+    assert_eq!(v["data"]["download_status"], "failed", "{v:#}");
+}
+
+#[test]
+fn pull_of_an_unhealthy_cached_model_needs_force() {
+    let env = Env::new();
+    let repo = Broken::LfsPointer.install(&env.cache);
+    let id = Broken::LfsPointer.repo_id();
+    let v = pull_json(&env, &[&id], 0);
+    assert_eq!(v["status"], "success", "{v:#}");
+    assert_eq!(v["data"]["download_status"], "requires_confirmation");
+    let msg = v["data"]["message"].as_str().unwrap();
+    assert!(msg.contains("--force"), "{msg}");
+    assert!(repo.dir.exists());
+    // --force goes to the hub (unreachable here).
+    let v = pull_json(&env, &[&id, "--force"], 1);
+    assert_eq!(v["data"]["download_status"], "failed", "{v:#}");
+    // An interrupted pull resumes without asking.
+    let env = Env::new();
+    Broken::PartialDownload.install(&env.cache);
+    let v = pull_json(&env, &[&Broken::PartialDownload.repo_id()], 1);
+    assert_eq!(v["data"]["download_status"], "failed", "{v:#}");
 }
 
 #[test]
@@ -699,7 +841,7 @@ fn exit_codes() {
     assert_eq!(v["error"]["type"], "ValidationError");
     assert_eq!(v["error"]["tanto_type"], "validation_error");
     assert_eq!(v["data"]["download_status"], "error");
-    assert_eq!(v["data"]["model"], "no-slash");
+    assert_eq!(v["data"]["model"], Value::Null);
     let v = env.json(&["convert", "tiny-minilm", "out"], 1);
     assert_eq!(v["error"]["type"], "InvalidArgumentError");
 

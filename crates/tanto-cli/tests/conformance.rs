@@ -152,7 +152,17 @@ const EXEMPTIONS: &[(&str, &str, &str, &str)] = &[
     ("convert-source-in-cache", "**", "*",
      "tanto's convert takes any model spec as its source, cache snapshots included: it only reads \
       them and writes outside the cache; mlx-knife refuses every source path under HF_HOME"),
+    ("show-files-embedder", "data.files[vocab.txt].type", "value",
+     "tanto's probe counts WordPiece/BPE vocabularies (vocab.txt, vocab.json, merges.txt) as \
+      tokenizer files; mlx-knife's rule is 'name contains \"tokenizer\"', which calls a BERT \
+      vocab.txt 'other'"),
     // --- mlx-knife 2.0.8 is wrong
+    ("convert-repair-index", "data.content_hash", "value",
+     "mlx-knife defect (features §9.2): its rebuilt index has total_size = shard file sizes \
+      (HF uses tensor bytes) and its weight_map in per-shard order; tanto writes the HF \
+      index (tensor bytes, sorted map), so the target's index file and with it the v2 \
+      content_hash differ (tanto's is v2 of its own target, checked in cli.rs; \
+      convert-single-file, with no index, agrees)"),
     ("rm-hash", "tree.removed", "file change missing",
      "mlx-knife defect (features §9.2): `rm model@hash` deletes the whole model; tanto deletes only \
       that revision (anything tanto removes beyond mlx-knife is still reported)"),

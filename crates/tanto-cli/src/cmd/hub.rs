@@ -1,4 +1,10 @@
 //! `tanto pull`, `tanto clone`, `tanto convert --repair-index`: thin UI over tanto-hub.
+//!
+//! `pull` first looks in the cache (tanto-core's resolve + probe): a cached
+//! snapshot the probe calls healthy is `already_exists`, an unhealthy one needs
+//! `--force` (`requires_confirmation`), both without contacting the hub — as
+//! mlx-knife 2.0.8 does. An interrupted pull is resumed without asking.
+//! `--json` errors carry mlx-knife's `data` for each command.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -51,6 +57,9 @@ pub struct PullArgs {
     /// Skip files matching these globs (repeatable)
     #[arg(long)]
     pub exclude: Vec<String>,
+    /// Download even when the cached copy is unhealthy (re-fetches what is broken)
+    #[arg(short, long, alias = "force-resume")]
+    pub force: bool,
     /// Print the JSON envelope
     #[arg(long)]
     pub json: bool,
@@ -146,8 +155,9 @@ fn download_status(kind: ErrorType) -> &'static str {
     }
 }
 
-/// A pull error with mlx-knife's `data` (`model`, `download_status`, `message`, `expanded_name`).
-fn pull_error(model: &str, e: TantoError) -> CliError {
+/// A pull error with mlx-knife's `data` (`model` — null for an invalid
+/// name —, `download_status`, `message`, `expanded_name`).
+fn pull_error(model: Option<&str>, e: TantoError) -> CliError {
     let data = json!({
         "model": model,
         "download_status": download_status(e.kind),
@@ -155,6 +165,114 @@ fn pull_error(model: &str, e: TantoError) -> CliError {
         "expanded_name": null,
     });
     CliError::from(e).with_data(data)
+}
+
+/// A hub failure as [`pull_error`]; when the hub could not be reached
+/// (network down, offline mode) `data.preflight_warning` says so, as
+/// mlx-knife's pre-flight check does.
+fn pull_hub_error(model: &str, e: &HubError, resume: &str) -> CliError {
+    let mut err = pull_error(Some(model), hub_err(e, Some(resume)));
+    if matches!(e, HubError::Network { .. } | HubError::Offline { .. }) {
+        if let Some(d) = err.data.as_deref_mut().and_then(|d| d.as_object_mut()) {
+            d.insert(
+                "preflight_warning".into(),
+                json!(format!("Cannot reach the hub: {e}")),
+            );
+        }
+    }
+    err
+}
+
+/// What the cache already holds for a pull, decided by tanto-core's probe.
+enum Cached {
+    /// Not cached (or only an interrupted pull, which the pull resumes).
+    No,
+    Healthy {
+        commit: String,
+    },
+    Unhealthy {
+        commit: String,
+        reason: String,
+    },
+}
+
+/// Look `repo[@rev]` up in the cache without fuzzy matching.
+fn cached_state(repo_id: &str, revision: Option<&str>, stores: &Stores) -> Cached {
+    let spec = match revision {
+        Some(r) => format!("{repo_id}@{r}"),
+        None => repo_id.to_string(),
+    };
+    let Ok(r) = resolve::resolve(&spec, stores) else {
+        return Cached::No;
+    };
+    let commit = match &r.location {
+        Location::Cache {
+            repo,
+            snapshot: Some(s),
+            ..
+        } if !r.fuzzy && repo.repo_id.eq_ignore_ascii_case(repo_id) => s.commit.clone(),
+        _ => return Cached::No,
+    };
+    let p = probe::probe_resolved(&r);
+    if p.health.healthy {
+        Cached::Healthy { commit }
+    } else if p
+        .health
+        .problems
+        .iter()
+        .any(|pr| pr.code == "partial_download")
+    {
+        // The probe's own fix for an interrupted pull is to pull again.
+        Cached::No
+    } else {
+        Cached::Unhealthy {
+            commit,
+            reason: p.health.reason.unwrap_or_default(),
+        }
+    }
+}
+
+/// Answer a pull from the cache alone (`already_exists` / `requires_confirmation`).
+fn pull_from_cache(base: &str, state: Cached, json: bool) -> CmdResult {
+    let (status, message, commit, healthy) = match state {
+        Cached::No => return Err(output::internal("pull_from_cache without a cached model").into()),
+        Cached::Healthy { commit } => (
+            "already_exists",
+            format!("Model {base} already exists in cache"),
+            commit,
+            true,
+        ),
+        Cached::Unhealthy { commit, reason } => (
+            "requires_confirmation",
+            format!("{reason}. Use --force to download again or 'tanto rm {base}' to delete."),
+            commit,
+            false,
+        ),
+    };
+    if json {
+        output::print_json(&output::envelope_ok(
+            "pull",
+            json!({
+                "model": base,
+                "download_status": status,
+                "message": message,
+                "expanded_name": null,
+                "commit_hash": commit,
+                "health": health_word(healthy),
+            }),
+        ));
+    } else if healthy {
+        outln(&format!(
+            "pull: {base}@{} is already in the cache and healthy; nothing to download",
+            &commit[..commit.len().min(8)]
+        ));
+    } else {
+        outln(&format!(
+            "pull: {base}@{} is in the cache but unhealthy: {message}",
+            &commit[..commit.len().min(8)]
+        ));
+    }
+    Ok(output::EXIT_OK)
 }
 
 pub fn pull(a: PullArgs) -> CmdResult {
@@ -169,14 +287,14 @@ pub fn pull(a: PullArgs) -> CmdResult {
     let (base, at_rev) = resolve::split_revision(a.model.trim());
     if let Err(m) = naming::validate_repo_id(base) {
         return Err(pull_error(
-            base,
+            None,
             TantoError::new(ErrorType::ValidationError, m)
                 .with_hint("pull takes a full repository id: tanto pull ORG/NAME"),
         ));
     }
     if !base.contains('/') {
         return Err(pull_error(
-            base,
+            None,
             TantoError::new(
                 ErrorType::ValidationError,
                 format!("'{base}' is not a repository id"),
@@ -185,6 +303,13 @@ pub fn pull(a: PullArgs) -> CmdResult {
         ));
     }
     let revision = a.revision.clone().or(at_rev.map(str::to_string));
+    // Filters may ask for files the cached snapshot lacks: then always ask the hub.
+    if !a.force && a.include.is_empty() && a.exclude.is_empty() {
+        let state = cached_state(base, revision.as_deref(), &Stores::from_env());
+        if !matches!(state, Cached::No) {
+            return pull_from_cache(base, state, json);
+        }
+    }
     let tty = std::io::stderr().is_terminal() && !json;
     let multi = tty.then(MultiProgress::new);
     let total = multi.as_ref().map(|m| {
@@ -229,7 +354,7 @@ pub fn pull(a: PullArgs) -> CmdResult {
             if let Some(t) = &bars.total {
                 t.abandon();
             }
-            return Err(pull_error(base, hub_err(&e, Some(&resume))));
+            return Err(pull_hub_error(base, &e, &resume));
         }
     };
     if let Some(t) = &bars.total {
@@ -346,11 +471,11 @@ fn health_word(healthy: bool) -> &'static str {
     }
 }
 
-/// mlx-knife's `clone_status` for a failed clone.
+/// mlx-knife's `clone_status` for a failed clone (a bad target is `error`).
 fn clone_status(kind: ErrorType) -> &'static str {
     match kind {
         ErrorType::ModelNotFound | ErrorType::UnhealthyModel => "cache_not_found",
-        ErrorType::ValidationError | ErrorType::PermissionDenied => "filesystem_error",
+        ErrorType::PermissionDenied => "filesystem_error",
         _ => "error",
     }
 }
@@ -360,15 +485,31 @@ pub fn clone(a: CloneArgs) -> CmdResult {
         if e.data.is_some() {
             return e;
         }
+        // `health_check`: tanto always checks the written folder.
         let data = json!({
             "model": a.model,
             "clone_status": clone_status(e.error.kind),
             "message": e.error.message,
             "target_dir": a.target.as_ref().map(|t| std::path::absolute(t).unwrap_or(t.clone())),
-            "health_check": false,
+            "health_check": true,
         });
         e.with_data(data)
     })
+}
+
+/// An explicit clone target needs an existing parent folder (a typo in the
+/// path should not create a tree of folders); the default target's parent,
+/// the workspace home, is created.
+fn check_target_parent(target: &Path) -> Result<(), TantoError> {
+    let abs = std::path::absolute(target).unwrap_or(target.to_path_buf());
+    match abs.parent() {
+        Some(p) if !p.is_dir() => Err(TantoError::new(
+            ErrorType::ValidationError,
+            format!("Parent directory does not exist: {}", p.display()),
+        )
+        .with_hint(format!("create it first: mkdir -p {}", p.display()))),
+        _ => Ok(()),
+    }
 }
 
 fn clone_inner(a: &CloneArgs) -> CmdResult {
@@ -406,7 +547,10 @@ fn clone_inner(a: &CloneArgs) -> CmdResult {
         }
     };
     let target = match a.target.clone() {
-        Some(t) => t,
+        Some(t) => {
+            check_target_parent(&t)?;
+            t
+        }
         None => default_target(&repo_id)?,
     };
     let rev_label = a
@@ -472,16 +616,43 @@ pub struct ConvertArgs {
     pub json: bool,
 }
 
+/// A bare target name goes under the workspace home.
+fn convert_target(target: &Path) -> PathBuf {
+    if target.components().count() == 1 && !target.starts_with(".") {
+        if let Some(h) = tanto_core::paths::workspace_home_configured() {
+            return h.join(target);
+        }
+    }
+    target.to_path_buf()
+}
+
 pub fn convert(a: ConvertArgs) -> CmdResult {
-    let json = a.json;
     if !a.repair_index {
+        // mlx-knife: InvalidArgumentError, no data.
         return Err(TantoError::new(
-            ErrorType::ValidationError,
+            ErrorType::InvalidRequest,
             "convert needs a mode; this build supports --repair-index",
         )
         .with_hint("tanto convert SRC DST --repair-index")
         .into());
     }
+    convert_inner(&a).map_err(|e| {
+        if e.data.is_some() {
+            return e;
+        }
+        let target = convert_target(&a.target);
+        let data = json!({
+            "source": a.source,
+            "target": std::path::absolute(&target).unwrap_or(target),
+            "mode": "repair-index",
+            "health_check": true,
+        });
+        e.with_data(data)
+    })
+}
+
+fn convert_inner(a: &ConvertArgs) -> CmdResult {
+    let json = a.json;
     let stores = Stores::from_env();
     let r = resolve::resolve(&a.source, &stores)?;
     let Some(src) = r.model_dir() else {
@@ -489,14 +660,7 @@ pub fn convert(a: ConvertArgs) -> CmdResult {
             TantoError::new(ErrorType::UnhealthyModel, "the source has no snapshot").into(),
         );
     };
-    let target = if a.target.components().count() == 1 && !a.target.starts_with(".") {
-        match tanto_core::paths::workspace_home_configured() {
-            Some(h) => h.join(&a.target),
-            None => a.target.clone(),
-        }
-    } else {
-        a.target.clone()
-    };
+    let target = convert_target(&a.target);
     let rep = tanto_hub::repair_index(Path::new(&src), &target).map_err(|e| hub_err(&e, None))?;
     let (healthy, reason) = folder_health(&rep.target, &stores);
     if json {

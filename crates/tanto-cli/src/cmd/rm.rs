@@ -6,7 +6,8 @@
 //! confirmation (a prompt on a TTY, else `-f`). Workspaces are never deleted.
 //!
 //! `--json` answers carry mlx-knife's `data` fields on every outcome,
-//! errors included (`action` `ambiguous` / `unknown`).
+//! errors included (`action` `ambiguous` / `unknown`; `model` is the resolved
+//! name, `null` when nothing resolved).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -100,7 +101,7 @@ fn remove_revision(repo: &CacheRepo, commit: &str) -> std::io::Result<(usize, Ve
 
 /// mlx-knife's `data` fields, present on every answer (and on errors):
 /// `model, action, message, requires_confirmation, matches, lock_files_cleaned`.
-fn rm_data(model: &str, action: &str, message: &str) -> Map<String, Value> {
+fn rm_data(model: Option<&str>, action: &str, message: &str) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("model".into(), json!(model));
     m.insert("action".into(), json!(action));
@@ -120,14 +121,14 @@ fn rel_locks(locks: &[PathBuf], cache: &Path) -> Vec<String> {
 }
 
 /// Give an error without data mlx-knife's error `data`: action `ambiguous`
-/// (with the matches) or `unknown`.
-fn with_error_data(e: CliError, spec: &str) -> CliError {
+/// (with the matches) or `unknown`, `model` null (nothing resolved).
+fn with_error_data(e: CliError) -> CliError {
     if e.data.is_some() {
         return e;
     }
     let ambiguous = e.error.kind == ErrorType::AmbiguousMatch;
     let mut d = rm_data(
-        spec,
+        None,
         if ambiguous { "ambiguous" } else { "unknown" },
         &e.error.message,
     );
@@ -139,7 +140,7 @@ fn with_error_data(e: CliError, spec: &str) -> CliError {
 }
 
 pub fn run(args: Args) -> CmdResult {
-    let data = execute(&args).map_err(|e| with_error_data(e, &args.model))?;
+    let data = execute(&args).map_err(with_error_data)?;
     if args.json {
         output::print_json(&output::envelope_ok("rm", data));
     } else {
@@ -177,7 +178,7 @@ fn execute(args: &Args) -> Result<Value, CliError> {
             pinned,
         } => (repo.clone(), snapshot.clone(), *pinned),
         Location::Folder { dir, .. } => {
-            return Err(TantoError::new(
+            let e = TantoError::new(
                 ErrorType::WorkspaceModel,
                 format!(
                     "'{}' is a workspace, not a cache model; tanto never deletes workspaces",
@@ -187,18 +188,20 @@ fn execute(args: &Args) -> Result<Value, CliError> {
             .with_hint(format!(
                 "delete the folder yourself: rm -rf {}",
                 dir.display()
-            ))
-            .into());
+            ));
+            let d = rm_data(Some(&dir.display().to_string()), "unknown", &e.message);
+            return Err(CliError::from(e).with_data(Value::Object(d)));
         }
         Location::File { file } => {
-            return Err(TantoError::new(
+            let e = TantoError::new(
                 ErrorType::WorkspaceModel,
                 format!(
                     "'{}' is a file outside the cache; tanto does not delete it",
                     file.display()
                 ),
-            )
-            .into());
+            );
+            let d = rm_data(Some(&file.display().to_string()), "unknown", &e.message);
+            return Err(CliError::from(e).with_data(Value::Object(d)));
         }
     };
     if !is_within(&repo.dir, &stores.cache) {
@@ -237,7 +240,7 @@ fn execute(args: &Args) -> Result<Value, CliError> {
                         .map(|l| l.display().to_string())
                         .collect::<Vec<_>>(),
                 );
-                let mut d = rm_data(&repo.repo_id, "unknown", &e.message);
+                let mut d = rm_data(Some(&repo.repo_id), "unknown", &e.message);
                 d.insert("locks_detected".into(), json!(true));
                 d.insert("lock_files".into(), json!(rel_locks(&locks, &stores.cache)));
                 return Err(CliError::from(e).with_data(Value::Object(d)));
@@ -247,15 +250,16 @@ fn execute(args: &Args) -> Result<Value, CliError> {
             let q = format!("'{}' matched '{what}'. Delete it?", args.model);
             if json {
                 let mut d = rm_data(
-                    &repo.repo_id,
+                    Some(&repo.repo_id),
                     "requires_confirmation",
                     &format!(
                         "Would delete '{what}' (matched from '{}'); use -f to confirm",
                         args.model
                     ),
                 );
+                // `matches` stays empty: mlx-knife lists candidates only for
+                // ambiguous specs; the one match is `model`.
                 d.insert("requires_confirmation".into(), json!(true));
-                d.insert("matches".into(), json!([repo.repo_id]));
                 return Ok(Value::Object(d));
             }
             if !confirm(&q) {
@@ -290,7 +294,7 @@ fn execute(args: &Args) -> Result<Value, CliError> {
                     ""
                 }
             );
-            let mut d = rm_data(&repo.repo_id, "deleted", &msg);
+            let mut d = rm_data(Some(&repo.repo_id), "deleted", &msg);
             d.insert("commit_hash".into(), json!(s.commit));
             d.insert("blobs_removed".into(), json!(blobs));
             d.insert("refs_removed".into(), json!(refs));
@@ -307,7 +311,7 @@ fn execute(args: &Args) -> Result<Value, CliError> {
                 }
             }
             let mut d = rm_data(
-                &repo.repo_id,
+                Some(&repo.repo_id),
                 "deleted",
                 &format!("Deleted entire model {}", repo.repo_id),
             );
