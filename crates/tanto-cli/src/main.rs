@@ -37,6 +37,7 @@ enum Command {
     /// Run a model: one-shot prompt, piped input, or interactive chat
     Run(cmd::run::Args),
     /// Serve models over an OpenAI-compatible HTTP API
+    #[command(alias = "server")]
     Serve(cmd::serve::Args),
     /// Download a model from the Hugging Face hub into the shared cache (resumable)
     Pull(cmd::hub::PullArgs),
@@ -55,10 +56,69 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    std::process::exit(real_main());
+    // A panic is a bug, but scripts still get mlx-knife's envelope
+    // (`InternalError`) and exit 1; the panic message stays on stderr.
+    let code = std::panic::catch_unwind(real_main).unwrap_or_else(|_| {
+        if std::env::args().any(|a| a == "--json") {
+            let e = tanto_core::error::TantoError::new(
+                tanto_core::error::ErrorType::InternalError,
+                "internal error (a bug in tanto; details on stderr)",
+            );
+            output::print_json(&output::envelope_err(
+                None,
+                serde_json::json!({"type": "InternalError", "message": e.message, "tanto_type": e.kind.as_str()}),
+                None,
+            ));
+        }
+        output::EXIT_ERROR
+    });
+    std::process::exit(code);
+}
+
+impl Command {
+    /// The envelope's `command` name and whether the user asked for JSON.
+    fn meta(&self) -> (&'static str, bool) {
+        match self {
+            Command::List(a) => ("list", a.json),
+            Command::Show(a) => ("show", a.json),
+            Command::Health(a) => ("health", a.json),
+            Command::Rm(a) => ("rm", a.json),
+            Command::Run(a) => ("run", a.json),
+            Command::Serve(_) => ("serve", false),
+            Command::Pull(a) => ("pull", a.json),
+            Command::Clone(a) => ("clone", a.json),
+            Command::Convert(a) => ("convert", a.json),
+            Command::Completions { .. } => ("completions", false),
+        }
+    }
+}
+
+/// mlx-knife's variables, read where tanto has the same setting under a
+/// `TANTO_*` name; the `TANTO_*` variable wins when both are set.
+const ENV_FALLBACKS: &[(&str, &str)] = &[
+    ("TANTO_HOST", "MLXK2_HOST"),
+    ("TANTO_PORT", "MLXK2_PORT"),
+    ("TANTO_LOG_LEVEL", "MLXK2_LOG_LEVEL"),
+    ("TANTO_LOG_JSON", "MLXK2_LOG_JSON"),
+    ("TANTO_MODEL", "MLXK2_PRELOAD_MODEL"),
+    ("TANTO_MAX_TOKENS", "MLXK2_MAX_TOKENS"),
+];
+
+/// Copy each set `MLXK2_*` fallback onto its unset `TANTO_*` name. Runs
+/// first in `main`, before any thread exists.
+fn apply_env_fallbacks() {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    for (tanto, mlxk) in ENV_FALLBACKS {
+        if !set(tanto) && set(mlxk) {
+            if let Some(v) = std::env::var_os(mlxk) {
+                std::env::set_var(tanto, v);
+            }
+        }
+    }
 }
 
 fn real_main() -> i32 {
+    apply_env_fallbacks();
     let argv: Vec<String> = std::env::args().collect();
     let wants_json = argv.iter().any(|a| a == "--json");
     let matches = match Cli::command().try_get_matches_from(&argv) {
@@ -72,32 +132,34 @@ fn real_main() -> i32 {
     if cli.version {
         return cmd::version::run(cli.json);
     }
-    match cli.command {
-        None => {
-            if cli.json {
-                let e = tanto_core::error::TantoError::new(
-                    tanto_core::error::ErrorType::ValidationError,
-                    "No command specified",
-                );
-                return output::fail("tanto", true, &e);
-            }
-            let _ = Cli::command().print_help();
-            output::EXIT_USAGE
+    let Some(command) = cli.command else {
+        if cli.json {
+            let e = tanto_core::error::TantoError::new(
+                tanto_core::error::ErrorType::ValidationError,
+                "No command specified",
+            );
+            return output::report(None, true, &e.into());
         }
-        Some(Command::List(a)) => cmd::list::run(a),
-        Some(Command::Show(a)) => cmd::show::run(a),
-        Some(Command::Health(a)) => cmd::health::run(a),
-        Some(Command::Rm(a)) => cmd::rm::run(a),
-        Some(Command::Run(a)) => cmd::run::run(a),
-        Some(Command::Serve(a)) => cmd::serve::run(a),
-        Some(Command::Pull(a)) => cmd::hub::pull(a),
-        Some(Command::Clone(a)) => cmd::hub::clone(a),
-        Some(Command::Convert(a)) => cmd::hub::convert(a),
-        Some(Command::Completions { shell }) => {
+        let _ = Cli::command().print_help();
+        return output::EXIT_USAGE;
+    };
+    let (name, json) = command.meta();
+    let result = match command {
+        Command::List(a) => cmd::list::run(a),
+        Command::Show(a) => cmd::show::run(a),
+        Command::Health(a) => cmd::health::run(a),
+        Command::Rm(a) => cmd::rm::run(a),
+        Command::Run(a) => cmd::run::run(a),
+        Command::Serve(a) => Ok(cmd::serve::run(a)),
+        Command::Pull(a) => cmd::hub::pull(a),
+        Command::Clone(a) => cmd::hub::clone(a),
+        Command::Convert(a) => cmd::hub::convert(a),
+        Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tanto", &mut std::io::stdout());
-            output::EXIT_OK
+            Ok(output::EXIT_OK)
         }
-    }
+    };
+    result.unwrap_or_else(|e| output::report(Some(name), json, &e))
 }
 
 fn usage_error(e: clap::Error, json: bool) -> i32 {
@@ -117,10 +179,27 @@ fn usage_error(e: clap::Error, json: bool) -> i32 {
             "status": "error",
             "command": null,
             "data": null,
-            "error": {"type": "usage_error", "message": first},
+            "error": {"type": "CommandError", "message": first, "tanto_type": "usage_error"},
         }));
     } else {
         let _ = e.print();
     }
     output::EXIT_USAGE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mlxk2_variables_fill_unset_tanto_ones_only() {
+        // The only test touching these two pairs.
+        std::env::remove_var("TANTO_MAX_TOKENS");
+        std::env::set_var("MLXK2_MAX_TOKENS", "77");
+        std::env::set_var("TANTO_PORT", "9001");
+        std::env::set_var("MLXK2_PORT", "9002");
+        apply_env_fallbacks();
+        assert_eq!(std::env::var("TANTO_MAX_TOKENS").as_deref(), Ok("77"));
+        assert_eq!(std::env::var("TANTO_PORT").as_deref(), Ok("9001"));
+    }
 }

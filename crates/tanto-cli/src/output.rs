@@ -1,4 +1,11 @@
-//! Output helpers: the JSON envelope, human errors, tables, sizes and ages.
+//! Output helpers: the JSON envelope, the one place errors are printed,
+//! tables, sizes and ages.
+//!
+//! Commands return `Result<i32, CliError>`; `main` hands an error to
+//! [`report`], which prints it once, in the envelope with `--json` or as a
+//! human line on stderr (ripgrep's shape). The JSON `error.type` uses
+//! mlx-knife's names ([`mlx_knife_type`]) so its scripts keep working;
+//! tanto's finer type rides along as `error.tanto_type`.
 
 use std::io::{IsTerminal, Write};
 use std::time::SystemTime;
@@ -12,15 +19,84 @@ pub const EXIT_ERROR: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
 /// mlx-knife's JSON API version whose field names tanto keeps.
-pub const JSON_API_VERSION: &str = "0.2.3";
+pub const JSON_API_VERSION: &str = "0.2.4";
+
+/// A command's failure: the typed core error (type, message, hint, extra
+/// fields) plus the envelope `data` some errors keep, as mlx-knife does
+/// (rm's `action`, health's empty lists).
+/// Boxed, to keep every command's `Result` small.
+#[derive(Debug)]
+pub struct CliError {
+    pub error: Box<TantoError>,
+    pub data: Option<Box<Value>>,
+}
+
+impl CliError {
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(Box::new(data));
+        self
+    }
+}
+
+impl From<TantoError> for CliError {
+    fn from(error: TantoError) -> Self {
+        Self {
+            error: Box::new(error),
+            data: None,
+        }
+    }
+}
+
+/// What every command returns: an exit code, or the error `main` prints.
+pub type CmdResult = Result<i32, CliError>;
+
+/// mlx-knife 2.0.8's `error.type` for a tanto error in a command (`None` =
+/// the CLI layer, before a command runs). The one place this mapping lives.
+pub fn mlx_knife_type(command: Option<&str>, kind: ErrorType) -> &'static str {
+    use ErrorType as E;
+    match (command, kind) {
+        (None, _) => "CommandError",
+        // mlx-knife reports every run failure as one type.
+        (Some("run"), _) => "execution_error",
+        // An unknown @hash is a model that is not there (rm included).
+        (_, E::RevisionNotFound) => "model_not_found",
+        // mlx-knife's pre-flight answers a missing repo as access denied.
+        (Some("pull"), E::ModelNotFound) => "access_denied",
+        // convert: a missing mode is an invalid argument, a bad path a ValueError.
+        (Some("convert"), E::InvalidRequest) => "InvalidArgumentError",
+        (Some("convert"), E::ValidationError) => "ValueError",
+        (Some("clone"), E::ValidationError) => "InvalidTargetError",
+        (_, E::ValidationError) => "ValidationError",
+        (_, E::MissingBackend) => "not_implemented",
+        (Some("show"), E::InternalError) => "show_operation_failed",
+        (Some("health"), E::InternalError) => "health_check_failed",
+        (Some("rm"), E::InternalError) => "deletion_failed",
+        (Some("pull"), E::InternalError) => "pull_operation_failed",
+        (Some("clone"), E::InternalError) => "CloneOperationError",
+        (_, E::InternalError) => "InternalError",
+        (_, k) => k.as_str(),
+    }
+}
+
+/// The envelope's `error` object: mlx-knife's `type`, the message, tanto's
+/// hint and extra fields, and tanto's own type as `tanto_type`.
+pub fn error_json(command: Option<&str>, err: &TantoError) -> Value {
+    let mut v = serde_json::to_value(err).unwrap_or_else(|_| json!({}));
+    if let Some(o) = v.as_object_mut() {
+        o.insert("type".into(), json!(mlx_knife_type(command, err.kind)));
+        o.insert("message".into(), json!(err.message));
+        o.insert("tanto_type".into(), json!(err.kind.as_str()));
+    }
+    v
+}
 
 /// The one envelope every `--json` output uses.
 pub fn envelope_ok(command: &str, data: Value) -> Value {
     json!({"status": "success", "command": command, "data": data, "error": null})
 }
 
-pub fn envelope_err(command: &str, err: &TantoError, data: Option<Value>) -> Value {
-    json!({"status": "error", "command": command, "data": data, "error": err})
+pub fn envelope_err(command: Option<&str>, error: Value, data: Option<Value>) -> Value {
+    json!({"status": "error", "command": command, "data": data, "error": error})
 }
 
 /// Print JSON to stdout (pretty, newline-terminated). Broken pipes end quietly.
@@ -40,26 +116,42 @@ pub fn outln(s: &str) {
     }
 }
 
-/// Human error on stderr: `tanto CMD: error: MESSAGE` plus a hint line.
-pub fn print_error(command: &str, err: &TantoError) {
+/// Print a line to stderr, ignoring a closed stream (`eprintln!` would panic
+/// where SIGPIPE is ignored, as in `pull`).
+pub fn errln(s: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{s}");
+}
+
+/// Human error on stderr: `tanto CMD: error: MESSAGE` (`tanto: error: …`
+/// before a command runs) plus a hint line.
+pub fn print_error(command: Option<&str>, err: &TantoError) {
     let c = Colors::stderr();
-    eprintln!(
-        "{}",
-        c.red(&format!("tanto {command}: error: {}", err.message))
-    );
+    let who = command
+        .map(|c| format!("tanto {c}"))
+        .unwrap_or("tanto".into());
+    errln(&c.red(&format!("{who}: error: {}", err.message)));
     if let Some(h) = &err.hint {
-        eprintln!("  {} {h}", c.dim("hint:"));
+        errln(&format!("  {} {h}", c.dim("hint:")));
     }
 }
 
-/// Report an error in the command's mode and return the exit code.
-pub fn fail(command: &str, json: bool, err: &TantoError) -> i32 {
+/// Print a command's error once, in its output mode; returns the exit code.
+pub fn report(command: Option<&str>, json: bool, err: &CliError) -> i32 {
     if json {
-        print_json(&envelope_err(command, err, None));
+        print_json(&envelope_err(
+            command,
+            error_json(command, &err.error),
+            err.data.as_deref().cloned(),
+        ));
     } else {
-        print_error(command, err);
+        print_error(command, &err.error);
     }
     EXIT_ERROR
+}
+
+/// [`report`] for commands that still print their own errors (`serve`).
+pub fn fail(command: &str, json: bool, err: &TantoError) -> i32 {
+    report(Some(command), json, &CliError::from(err.clone()))
 }
 
 pub fn internal(msg: impl Into<String>) -> TantoError {
@@ -130,6 +222,20 @@ pub fn human_size(b: u64) -> String {
         format!("{v:.0} {unit}")
     } else {
         format!("{v:.1} {unit}")
+    }
+}
+
+/// mlx-knife's file sizes in `show --files`: `391B`, `1.6KB`, `75.8MB`, `2.1GB`.
+pub fn mlx_size(b: u64) -> String {
+    let v = b as f64;
+    if b >= 1_000_000_000 {
+        format!("{:.1}GB", v / 1e9)
+    } else if b >= 1_000_000 {
+        format!("{:.1}MB", v / 1e6)
+    } else if b >= 1000 {
+        format!("{:.1}KB", v / 1e3)
+    } else {
+        format!("{b}B")
     }
 }
 
@@ -262,6 +368,31 @@ mod tests {
         assert_eq!(human_size(98_362_432), "98.4 MB");
         assert_eq!(human_size(2_100_000_000), "2.1 GB");
         assert_eq!(human_size(538_090_408), "538 MB");
+    }
+
+    #[test]
+    fn mlx_knife_sizes() {
+        assert_eq!(mlx_size(391), "391B");
+        assert_eq!(mlx_size(1_600), "1.6KB");
+        assert_eq!(mlx_size(75_800_000), "75.8MB");
+        assert_eq!(mlx_size(2_100_000_000), "2.1GB");
+    }
+
+    #[test]
+    fn error_types_use_mlx_knife_names_and_keep_tanto_type() {
+        let e = TantoError::new(ErrorType::RevisionNotFound, "no such revision")
+            .with_detail("available_hashes", vec!["abc"]);
+        let v = error_json(Some("rm"), &e);
+        assert_eq!(v["type"], "model_not_found");
+        assert_eq!(v["tanto_type"], "revision_not_found");
+        assert_eq!(v["available_hashes"][0], "abc");
+        assert_eq!(error_json(Some("show"), &e)["type"], "model_not_found");
+        let e = TantoError::new(ErrorType::ModelNotFound, "x");
+        assert_eq!(error_json(Some("run"), &e)["type"], "execution_error");
+        assert_eq!(error_json(Some("list"), &e)["type"], "model_not_found");
+        let e = TantoError::new(ErrorType::ValidationError, "x");
+        assert_eq!(error_json(None, &e)["type"], "CommandError");
+        assert_eq!(error_json(Some("pull"), &e)["type"], "ValidationError");
     }
 
     #[test]

@@ -64,6 +64,11 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> Out {
+        self.run_with(args, &[])
+    }
+
+    /// [`Env::run`] with extra environment variables.
+    fn run_with(&self, args: &[&str], extra: &[(&str, &str)]) -> Out {
         let out = Command::new(BIN)
             .args(args)
             .env("HOME", self.root())
@@ -76,6 +81,7 @@ impl Env {
             .env_remove("MLXK_WORKSPACE_HOME")
             .env_remove("TANTO_MEMORY_THRESHOLD")
             .env_remove("XDG_CACHE_HOME")
+            .envs(extra.iter().copied())
             .current_dir(self.root())
             .output()
             .expect("run tanto");
@@ -166,6 +172,8 @@ fn list_json_classifies_every_entry() {
     let n_presets = presets::healthy_presets().len();
     assert_eq!(models.len(), n_presets + Broken::ALL.len() + 1);
     assert_eq!(v["data"]["count"], models.len());
+    // JSON API 0.2.4: list carries the host's system facts.
+    assert!(v["data"]["system"].is_object(), "{:#}", v["data"]["system"]);
 
     for m in models {
         for key in [
@@ -301,10 +309,21 @@ fn health_json_one_model_and_errors() {
         v["data"]["unhealthy"][0]["problems"][0]["code"],
         "truncated_gguf"
     );
-    let v = env.json(&["health", "no-such-model"], 1);
-    assert_eq!(v["error"]["type"], "model_not_found");
+    // No match is a successful check of nothing (mlx-knife's behaviour).
+    let v = env.json(&["health", "no-such-model"], 0);
+    assert_eq!(v["status"], "success");
+    assert_eq!(v["data"]["healthy"], serde_json::json!([]));
+    assert_eq!(v["data"]["unhealthy"], serde_json::json!([]));
+    assert_eq!(v["data"]["summary"]["total"], 0);
+    let out = env.run(&["health", "no-such-model"]);
+    assert_eq!(out.code, 0);
+    assert!(out.stderr.contains("no model matches 'no-such-model'"));
+    // Ambiguous is an error that still carries the (empty) lists.
     let v = env.json(&["health", "broken"], 1);
     assert_eq!(v["error"]["type"], "ambiguous_match");
+    assert_eq!(v["error"]["tanto_type"], "ambiguous_match");
+    assert_eq!(v["data"]["healthy"], serde_json::json!([]));
+    assert_eq!(v["data"]["summary"]["total"], 0);
     let matches = v["error"]["matches"].as_array().unwrap();
     let mut sorted = matches.clone();
     sorted.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
@@ -335,6 +354,13 @@ fn show_explain_json_lists_gates() {
     let model = &v["data"]["model"];
     assert_eq!(model["framework"], "MLX");
     assert_eq!(model["quantization_config"]["bits"], 4);
+    // mlx-knife's raw dict keys, merged over tanto's normalised object.
+    let raw = model["quantization_config"].as_object().unwrap();
+    for (k, val) in raw {
+        assert_eq!(&model["quantization"][k], val, "quantization.{k}");
+    }
+    assert_eq!(model["quantization"]["bits"], 4);
+    assert!(model["quantization"]["method"].is_string());
     let ex = &v["data"]["explain"];
     assert_eq!(
         gate_names(ex),
@@ -364,8 +390,23 @@ fn show_explain_json_lists_gates() {
     // --files lists the real files, symlinks followed.
     let v = env.json(&["show", "sentence-transformers/tiny-minilm", "--files"], 0);
     let files = v["data"]["files"].as_array().unwrap();
-    assert!(files.iter().any(|f| f["name"] == "1_Pooling/config.json"));
+    // mlx-knife: basename and "1.6KB"-style size; tanto: relative path and bytes.
+    let pooling = files
+        .iter()
+        .find(|f| f["path"] == "1_Pooling/config.json")
+        .expect("1_Pooling/config.json listed");
+    assert_eq!(pooling["name"], "config.json");
     assert!(files.iter().all(|f| f["symlink"] == true));
+    for f in files {
+        let n = f["size_bytes"].as_u64().unwrap();
+        let size = f["size"].as_str().unwrap();
+        if n < 1000 {
+            assert_eq!(size, format!("{n}B"));
+        } else {
+            assert!(size.ends_with("KB") || size.ends_with("MB"), "{size}");
+            assert!(!size.contains(' '), "{size}");
+        }
+    }
     assert!(v["data"]["metadata"].is_null());
 }
 
@@ -417,6 +458,9 @@ fn rm_revision_removes_only_that_snapshot_its_refs_and_unshared_blobs() {
 
     let v = env.json(&["rm", &format!("org/two@{}", &old[..7])], 0);
     assert_eq!(v["data"]["action"], "deleted");
+    assert_eq!(v["data"]["requires_confirmation"], false);
+    assert_eq!(v["data"]["matches"], serde_json::json!([]));
+    assert_eq!(v["data"]["lock_files_cleaned"], 0);
     assert_eq!(v["data"]["commit_hash"], old.as_str());
     assert_eq!(v["data"]["blobs_removed"], 2);
     assert_eq!(v["data"]["refs_removed"], serde_json::json!(["v1"]));
@@ -460,6 +504,8 @@ fn rm_fuzzy_without_force_does_not_delete() {
     assert_eq!(v["status"], "success");
     assert_eq!(v["data"]["action"], "requires_confirmation");
     assert_eq!(v["data"]["requires_confirmation"], true);
+    assert_eq!(v["data"]["model"], "org/fuzzy-target");
+    assert_eq!(v["data"]["matches"], serde_json::json!([]));
     assert!(repo.dir.exists());
     // Human mode without a TTY: refused, exit 1.
     let out = env.run(&["rm", "fuzzy-tar"]);
@@ -481,15 +527,25 @@ fn rm_lock_files_block_without_force() {
     assert_eq!(v["error"]["type"], "locks_present");
     assert_eq!(v["error"]["locks_detected"], true);
     assert_eq!(v["error"]["lock_files"][0], lock.display().to_string());
+    // mlx-knife keeps them in data, relative to the cache.
+    let rel = lock
+        .strip_prefix(env.cache.root())
+        .unwrap()
+        .display()
+        .to_string();
+    assert!(rel.starts_with(".locks/models--org--locked/"), "{rel}");
+    assert_eq!(v["data"]["locks_detected"], true);
+    assert_eq!(v["data"]["lock_files"][0], rel.as_str());
+    assert_eq!(v["data"]["model"], "org/locked");
     assert!(repo.dir.exists());
     let out = env.run(&["rm", "org/locked"]);
     assert_eq!(out.code, 1);
     assert!(repo.dir.exists());
     let v = env.json(&["rm", "org/locked", "-f"], 0);
-    assert_eq!(
-        v["data"]["lock_files_cleaned"][0],
-        lock.display().to_string()
-    );
+    assert_eq!(v["data"]["lock_files_cleaned"], 1);
+    assert_eq!(v["data"]["cleaned_lock_files"][0], rel.as_str());
+    assert_eq!(v["data"]["requires_confirmation"], false);
+    assert_eq!(v["data"]["matches"], serde_json::json!([]));
     assert!(!repo.dir.exists());
     assert!(!lock.parent().unwrap().exists());
 }
@@ -500,6 +556,12 @@ fn rm_refuses_workspaces() {
     let ws = workspace::write_workspace(&env.ws_home().join("keep-me"), &presets::hf_chat(), None);
     let v = env.json(&["rm", "keep-me", "-f"], 1);
     assert_eq!(v["error"]["type"], "workspace_model");
+    // mlx-knife's data.model: the resolved folder.
+    assert_eq!(
+        v["data"]["model"],
+        ws.display().to_string().as_str(),
+        "{v:#}"
+    );
     assert!(ws.join("config.json").exists());
     let v = env.json(&["rm", ws.to_str().unwrap(), "-f"], 1);
     assert_eq!(v["error"]["type"], "workspace_model");
@@ -511,11 +573,235 @@ fn rm_errors() {
     let env = Env::standard();
     let v = env.json(&["rm", "nothing-like-this"], 1);
     assert_eq!(v["error"]["type"], "model_not_found");
+    assert_eq!(v["data"]["action"], "unknown");
+    assert_eq!(v["data"]["matches"], serde_json::json!([]));
     let v = env.json(&["rm", "tiny-llama"], 1);
     assert_eq!(v["error"]["type"], "ambiguous_match");
+    assert_eq!(v["data"]["action"], "ambiguous");
+    assert_eq!(v["data"]["matches"], v["error"]["matches"]);
+    assert!(v["data"]["matches"].as_array().unwrap().len() > 1);
+    assert_eq!(v["data"]["requires_confirmation"], false);
+    assert_eq!(v["data"]["model"], serde_json::Value::Null);
     let v = env.json(&["rm", "tanto-test/tiny-llama-chat@0000000"], 1);
-    assert_eq!(v["error"]["type"], "revision_not_found");
+    // mlx-knife 2.0.8 answers an unknown hash in rm with model_not_found too.
+    assert_eq!(v["error"]["type"], "model_not_found");
+    assert_eq!(v["data"]["model"], serde_json::Value::Null);
+    assert_eq!(v["error"]["tanto_type"], "revision_not_found");
+    assert!(v["error"]["available_hashes"].is_array(), "{v:#}");
+    // show reports an unknown revision as mlx-knife 2.0.8 does.
+    let v = env.json(&["show", "tanto-test/tiny-llama-chat@0000000"], 1);
+    assert_eq!(v["error"]["type"], "model_not_found");
+    assert_eq!(v["error"]["tanto_type"], "revision_not_found");
     assert!(env.cache.repo("tanto-test/tiny-llama-chat").dir.exists());
+}
+
+// ---------------------------------------------------------------------------
+// clone / convert / run: mlx-knife's fields beside tanto's
+
+#[test]
+fn clone_json_carries_mlx_knife_fields() {
+    let env = Env::new();
+    env.cache.add("org/clonable", &presets::hf_chat());
+    let target = env.root().join("out/clonable");
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    let v = env.json(&["clone", "org/clonable", target.to_str().unwrap()], 0);
+    let d = &v["data"];
+    let abs = std::fs::canonicalize(&target).unwrap();
+    assert_eq!(d["target_dir"], abs.display().to_string());
+    assert_eq!(d["clone_status"], "success");
+    assert_eq!(d["message"], format!("Cloned to {}", abs.display()));
+    assert_eq!(d["health_check"], true);
+    assert_eq!(d["health"], "healthy", "{d:#}");
+    assert_eq!(d["health_reason"], "Model is healthy");
+    // tanto's own fields stay.
+    assert_eq!(d["target"], target.display().to_string());
+    assert!(d["files"].as_u64().unwrap() > 0);
+    assert!(target.join("config.json").exists());
+
+    // A second clone into the same, now full, folder: mlx-knife's error data.
+    let v = env.json(&["clone", "org/clonable", target.to_str().unwrap()], 1);
+    assert_eq!(v["error"]["type"], "InvalidTargetError");
+    assert_eq!(v["data"]["clone_status"], "error");
+    assert_eq!(v["data"]["health_check"], true);
+    assert_eq!(v["data"]["model"], "org/clonable");
+    assert_eq!(v["data"]["target_dir"], target.display().to_string());
+    let v = env.json(&["clone", "org/not-pulled", "somewhere"], 1);
+    assert_eq!(v["data"]["clone_status"], "cache_not_found");
+}
+
+#[test]
+fn clone_refuses_a_target_whose_parent_is_missing() {
+    let env = Env::new();
+    env.cache.add("org/clonable", &presets::hf_chat());
+    let target = env.root().join("nowhere/cloned");
+    let v = env.json(&["clone", "org/clonable", target.to_str().unwrap()], 1);
+    assert_eq!(v["error"]["type"], "InvalidTargetError");
+    assert_eq!(v["error"]["tanto_type"], "validation_error");
+    let parent = env.root().join("nowhere");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&parent.display().to_string()),
+        "{v:#}"
+    );
+    assert_eq!(v["data"]["clone_status"], "error");
+    assert_eq!(v["data"]["target_dir"], target.display().to_string());
+    assert!(!parent.exists(), "nothing created");
+    // The default target under the workspace home still works (home created).
+    let out = env.run_with(
+        &["clone", "org/clonable", "--json"],
+        &[(
+            "TANTO_WORKSPACE_HOME",
+            env.root().join("new-home").to_str().unwrap(),
+        )],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(env.root().join("new-home/clonable/config.json").exists());
+}
+
+#[test]
+fn convert_json_carries_mlx_knife_fields() {
+    let env = Env::new();
+    env.cache.add("org/convertible", &presets::hf_chat());
+    let target = env.root().join("out/converted");
+    let v = env.json(
+        &[
+            "convert",
+            "org/convertible",
+            target.to_str().unwrap(),
+            "--repair-index",
+        ],
+        0,
+    );
+    let d = &v["data"];
+    assert_eq!(d["mode"], "repair-index");
+    assert_eq!(d["health_check"], true);
+    assert_eq!(d["health_status"], "healthy", "{d:#}");
+    assert_eq!(d["health_reason"], "Model is healthy");
+    assert!(d["message"].as_str().unwrap().contains("index"), "{d:#}");
+    assert!(
+        d["content_hash"].as_str().unwrap().starts_with("sha256:"),
+        "{d:#}"
+    );
+    // The old names stay as extras.
+    assert_eq!(d["health"], "healthy");
+    assert!(d["reason"].is_null());
+    // content_hash is the v2 hash of what was written.
+    let h = tanto_core::workspace::compute_content_hash(
+        &target,
+        &tanto_core::workspace::DEFAULT_EXCLUDE_PATTERNS
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .expect("hashable target");
+    assert_eq!(d["content_hash"], h.content_hash.as_str());
+
+    // A target that is not empty: mlx-knife's ValueError with its data.
+    let full = env.root().join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    std::fs::write(full.join("keep.txt"), "x").unwrap();
+    let v = env.json(
+        &[
+            "convert",
+            "org/convertible",
+            full.to_str().unwrap(),
+            "--repair-index",
+        ],
+        1,
+    );
+    assert_eq!(v["error"]["type"], "ValueError");
+    assert_eq!(v["error"]["tanto_type"], "validation_error");
+    assert_eq!(v["data"]["source"], "org/convertible");
+    assert_eq!(v["data"]["target"], full.display().to_string());
+    assert_eq!(v["data"]["mode"], "repair-index");
+    assert_eq!(v["data"]["health_check"], true);
+    assert_eq!(std::fs::read_to_string(full.join("keep.txt")).unwrap(), "x");
+}
+
+// ---------------------------------------------------------------------------
+// pull answers from the cache without the hub
+
+/// An endpoint nothing listens on: any hub contact fails.
+const NO_HUB: &[(&str, &str)] = &[("HF_ENDPOINT", "http://127.0.0.1:9")];
+
+fn pull_json(env: &Env, args: &[&str], code: i32) -> Value {
+    let mut a = vec!["pull"];
+    a.extend_from_slice(args);
+    a.push("--json");
+    let out = env.run_with(&a, NO_HUB);
+    assert_eq!(out.code, code, "{}{}", out.stdout, out.stderr);
+    out.json()
+}
+
+#[test]
+fn pull_of_a_healthy_cached_model_is_already_exists() {
+    let env = Env::new();
+    let repo = env.cache.add("org/here", &presets::hf_chat());
+    let v = pull_json(&env, &["org/here"], 0);
+    assert_eq!(v["status"], "success", "{v:#}");
+    assert_eq!(v["data"]["download_status"], "already_exists");
+    assert_eq!(v["data"]["model"], "org/here");
+    assert_eq!(v["data"]["commit_hash"], repo.snapshots()[0].as_str());
+    // Human mode says so too; exit 0.
+    let out = env.run_with(&["pull", "org/here"], NO_HUB);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("already in the cache"),
+        "{}",
+        out.stdout
+    );
+    // A fuzzy name is not a cache hit: pull takes full ids, and the hub is asked.
+    let v = pull_json(&env, &["org/her"], 1);
+    assert_eq!(v["data"]["download_status"], "failed", "{v:#}");
+    assert!(v["data"]["preflight_warning"].is_string(), "{v:#}");
+    // Filters may want files the snapshot lacks: the hub is asked.
+    let v = pull_json(&env, &["org/here", "--include", "*.gguf"], 1);
+    assert_eq!(v["data"]["download_status"], "failed", "{v:#}");
+}
+
+#[test]
+fn pull_of_an_unhealthy_cached_model_needs_force() {
+    let env = Env::new();
+    let repo = Broken::LfsPointer.install(&env.cache);
+    let id = Broken::LfsPointer.repo_id();
+    let v = pull_json(&env, &[&id], 0);
+    assert_eq!(v["status"], "success", "{v:#}");
+    assert_eq!(v["data"]["download_status"], "requires_confirmation");
+    let msg = v["data"]["message"].as_str().unwrap();
+    assert!(msg.contains("--force"), "{msg}");
+    assert!(repo.dir.exists());
+    // --force goes to the hub (unreachable here).
+    let v = pull_json(&env, &[&id, "--force"], 1);
+    assert_eq!(v["data"]["download_status"], "failed", "{v:#}");
+    // An interrupted pull resumes without asking.
+    let env = Env::new();
+    Broken::PartialDownload.install(&env.cache);
+    let v = pull_json(&env, &[&Broken::PartialDownload.repo_id()], 1);
+    assert_eq!(v["data"]["download_status"], "failed", "{v:#}");
+}
+
+#[test]
+fn run_errors_are_execution_errors_with_the_tanto_type() {
+    let env = Env::standard();
+    let v = env.json(&["run", "no-such-model", "--prompt", "hi"], 1);
+    assert_eq!(v["command"], "run");
+    assert_eq!(v["error"]["type"], "execution_error");
+    assert_eq!(v["error"]["tanto_type"], "model_not_found");
+    let v = env.json(&["run", "broken/partial-download", "hi"], 1);
+    assert_eq!(v["error"]["type"], "execution_error");
+    assert_eq!(v["error"]["tanto_type"], "unhealthy_model");
+}
+
+#[test]
+fn server_is_an_alias_of_serve() {
+    let env = Env::new();
+    let a = env.run(&["server", "--help"]);
+    let b = env.run(&["serve", "--help"]);
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    assert!(a.stdout.contains("--keep-alive"), "{}", a.stdout);
+    assert_eq!(a.stdout, b.stdout);
 }
 
 // ---------------------------------------------------------------------------
@@ -540,7 +826,24 @@ fn exit_codes() {
     assert_eq!(out.code, 2);
     let v = out.json();
     assert_envelope(&v);
-    assert_eq!(v["error"]["type"], "usage_error");
+    assert_eq!(v["error"]["type"], "CommandError");
+    assert_eq!(v["error"]["tanto_type"], "usage_error");
+    assert!(v["command"].is_null());
+
+    // No subcommand with --json: mlx-knife's CommandError, exit 1.
+    let v = env.json(&[], 1);
+    assert_eq!(v["error"]["type"], "CommandError");
+    assert_eq!(v["error"]["message"], "No command specified");
+    assert!(v["command"].is_null());
+
+    // Validation errors use mlx-knife's CLI name.
+    let v = env.json(&["pull", "no-slash"], 1);
+    assert_eq!(v["error"]["type"], "ValidationError");
+    assert_eq!(v["error"]["tanto_type"], "validation_error");
+    assert_eq!(v["data"]["download_status"], "error");
+    assert_eq!(v["data"]["model"], Value::Null);
+    let v = env.json(&["convert", "tiny-minilm", "out"], 1);
+    assert_eq!(v["error"]["type"], "InvalidArgumentError");
 
     let out = env.run(&["frobnicate"]);
     assert_eq!(out.code, 2);
@@ -562,6 +865,7 @@ fn version_json() {
     let v = env.json(&["--version"], 0);
     assert_eq!(v["command"], "version");
     assert!(v["data"]["cli_version"].is_string());
+    assert_eq!(v["data"]["json_api_spec_version"], "0.2.4");
 }
 
 // ---------------------------------------------------------------------------

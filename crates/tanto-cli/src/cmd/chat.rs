@@ -1,5 +1,6 @@
 //! The interactive chat of `tanto run`: history, multi-line input (`"""`),
-//! slash commands, Ctrl-C stops the current answer, Ctrl-D exits.
+//! slash commands, Ctrl-C stops the current answer; Ctrl-D, `/bye`, or
+//! `exit` / `quit` alone on a line (mlx-knife's words) leave.
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
@@ -7,8 +8,9 @@ use std::sync::atomic::Ordering;
 use rustyline::error::ReadlineError;
 use tanto_engine::{ChatMessage, Delta, FinishReason, Flow, GenerationParams, Prompt, TextModel};
 
-use crate::cmd::run::{interrupt_flag, Args};
-use crate::output::{self, Colors};
+use crate::cmd::generation::GenerationArgs;
+use crate::cmd::interrupt::interrupt_flag;
+use crate::output::{self, CmdResult, Colors};
 
 const HELP: &str = "\
 Commands:
@@ -17,7 +19,7 @@ Commands:
   /set system TEXT     replace the system prompt (clears the history)
   /show                print the current settings
   /clear               forget the conversation
-  /bye                 exit (or Ctrl-D)
+  /bye                 exit (or exit, quit, Ctrl-D)
 Start and end a message with \"\"\" to write several lines. Ctrl-C stops an answer.";
 
 fn set(
@@ -51,26 +53,23 @@ fn set(
     Ok(format!("set {key} = {val}"))
 }
 
-pub fn interactive(model: &mut dyn TextModel, a: &Args, use_template: bool) -> i32 {
+/// `exit` / `quit` typed alone end the chat (mlx-knife's words), like `/bye`.
+fn is_exit_word(s: &str) -> bool {
+    s.eq_ignore_ascii_case("exit") || s.eq_ignore_ascii_case("quit")
+}
+
+pub fn interactive(model: &mut dyn TextModel, a: &GenerationArgs, use_template: bool) -> CmdResult {
     let c = Colors::stdout();
-    let mut rl = match rustyline::DefaultEditor::new() {
-        Ok(r) => r,
-        Err(e) => {
-            return output::fail(
-                "run",
-                false,
-                &output::internal(format!("cannot open the terminal: {e}")),
-            )
-        }
-    };
-    let mut params = crate::cmd::run::params(a);
+    let mut rl = rustyline::DefaultEditor::new()
+        .map_err(|e| output::internal(format!("cannot open the terminal: {e}")))?;
+    let mut params = a.to_params();
     let mut system = a.system.clone();
     let mut history: Vec<ChatMessage> = Vec::new();
     let flag = interrupt_flag();
     eprintln!(
         "{}",
         c.dim(&format!(
-            "Chatting with {}. /help for commands, /bye or Ctrl-D to exit.{}",
+            "Chatting with {}. /help for commands, exit, /bye or Ctrl-D to leave.{}",
             model.info().name,
             if use_template {
                 ""
@@ -83,14 +82,11 @@ pub fn interactive(model: &mut dyn TextModel, a: &Args, use_template: bool) -> i
         let line = match rl.readline(">>> ") {
             Ok(l) => l,
             Err(ReadlineError::Interrupted) => {
-                eprintln!("{}", c.dim("(Ctrl-D or /bye to exit)"));
+                eprintln!("{}", c.dim("(exit, /bye or Ctrl-D to leave)"));
                 continue;
             }
             Err(ReadlineError::Eof) => break,
-            Err(e) => {
-                eprintln!("tanto run: error: {e}");
-                return output::EXIT_ERROR;
-            }
+            Err(e) => return Err(output::internal(e.to_string()).into()),
         };
         let mut text = line.clone();
         if line.trim_start().starts_with("\"\"\"") {
@@ -107,7 +103,7 @@ pub fn interactive(model: &mut dyn TextModel, a: &Args, use_template: bool) -> i
                         text.clear();
                         break;
                     }
-                    Err(_) => return output::EXIT_OK,
+                    Err(_) => return Ok(output::EXIT_OK),
                 }
             }
             text = text
@@ -121,6 +117,9 @@ pub fn interactive(model: &mut dyn TextModel, a: &Args, use_template: bool) -> i
             continue;
         }
         let _ = rl.add_history_entry(trimmed);
+        if is_exit_word(trimmed) {
+            break;
+        }
         if let Some(cmd) = trimmed.strip_prefix('/') {
             let mut parts = cmd.splitn(3, char::is_whitespace);
             match parts.next().unwrap_or("") {
@@ -228,5 +227,18 @@ pub fn interactive(model: &mut dyn TextModel, a: &Args, use_template: bool) -> i
             }
         }
     }
-    output::EXIT_OK
+    Ok(output::EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_words_end_the_chat_only_alone() {
+        assert!(is_exit_word("exit"));
+        assert!(is_exit_word("QUIT"));
+        assert!(!is_exit_word("exit now"));
+        assert!(!is_exit_word("q"));
+    }
 }

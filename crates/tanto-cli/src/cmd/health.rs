@@ -1,10 +1,15 @@
 //! `tanto health [MODEL] [--json]`
+//!
+//! As in mlx-knife, a spec that matches nothing is a successful check of
+//! zero models (exit 0); an ambiguous one is an error that still carries the
+//! (empty) lists.
 
-use serde_json::json;
+use serde_json::{json, Value};
+use tanto_core::error::ErrorType;
 use tanto_core::resolve::{self, Stores};
 
 use crate::models::{gather, Entry};
-use crate::output::{self, outln, Colors};
+use crate::output::{self, outln, CliError, CmdResult, Colors};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -15,58 +20,55 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(args: Args) -> i32 {
+/// The checked models; empty when a spec matched nothing.
+pub fn gather_entries(args: &Args) -> Result<Vec<Entry>, CliError> {
     let stores = Stores::from_env();
-    let entries: Vec<Entry> = match &args.model {
-        None => gather(&stores, None),
+    match &args.model {
+        None => Ok(gather(&stores, None)),
         Some(spec) => match resolve::resolve(spec, &stores) {
-            Ok(r) => vec![Entry::new(r)],
-            Err(e) => return output::fail("health", args.json, &e),
+            Ok(r) => Ok(vec![Entry::new(r)]),
+            Err(e) if e.kind == ErrorType::ModelNotFound => Ok(Vec::new()),
+            Err(e) => Err(CliError::from(e).with_data(render_json(&[]))),
         },
-    };
-    let item = |e: &Entry| {
-        let p = &e.probe;
-        json!({
-            "name": e.resolved.display_name,
-            "status": if p.health.healthy { "healthy" } else { "unhealthy" },
-            "reason": p.health.reason.clone().unwrap_or_else(|| "Model is healthy".into()),
-            "runtime_compatible": p.runtime.compatible,
-            "runtime_reason": p.runtime.reason,
-            "problems": p.health.problems,
-            "fix": p.health.fix,
-        })
-    };
-    let healthy: Vec<_> = entries
-        .iter()
-        .filter(|e| e.probe.health.healthy)
-        .map(item)
-        .collect();
-    let unhealthy: Vec<_> = entries
-        .iter()
-        .filter(|e| !e.probe.health.healthy)
-        .map(item)
-        .collect();
-    if args.json {
-        output::print_json(&output::envelope_ok(
-            "health",
-            json!({
-                "healthy": healthy,
-                "unhealthy": unhealthy,
-                "summary": {"total": entries.len(), "healthy_count": healthy.len(), "unhealthy_count": unhealthy.len()},
-            }),
-        ));
-        return output::EXIT_OK;
     }
+}
+
+fn item(e: &Entry) -> Value {
+    let p = &e.probe;
+    json!({
+        "name": e.resolved.display_name,
+        "status": if p.health.healthy { "healthy" } else { "unhealthy" },
+        "reason": p.health.reason.clone().unwrap_or_else(|| "Model is healthy".into()),
+        "runtime_compatible": p.runtime.compatible,
+        "runtime_reason": p.runtime.reason,
+        "problems": p.health.problems,
+        "fix": p.health.fix,
+    })
+}
+
+/// `{healthy[], unhealthy[], summary{total, healthy_count, unhealthy_count}}`.
+pub fn render_json(entries: &[Entry]) -> Value {
+    let (healthy, unhealthy): (Vec<&Entry>, Vec<&Entry>) =
+        entries.iter().partition(|e| e.probe.health.healthy);
+    json!({
+        "healthy": healthy.iter().map(|e| item(e)).collect::<Vec<_>>(),
+        "unhealthy": unhealthy.iter().map(|e| item(e)).collect::<Vec<_>>(),
+        "summary": {"total": entries.len(), "healthy_count": healthy.len(), "unhealthy_count": unhealthy.len()},
+    })
+}
+
+pub fn render_human(entries: &[Entry]) {
     let c = Colors::stdout();
+    let healthy = entries.iter().filter(|e| e.probe.health.healthy).count();
     if entries.len() != 1 {
         outln(&format!(
             "Summary: total {}, healthy {}, unhealthy {}",
             entries.len(),
-            healthy.len(),
-            unhealthy.len()
+            healthy,
+            entries.len() - healthy
         ));
     }
-    for e in &entries {
+    for e in entries {
         let p = &e.probe;
         if p.health.healthy {
             let note = match &p.runtime.reason {
@@ -93,5 +95,19 @@ pub fn run(args: Args) -> i32 {
             }
         }
     }
-    output::EXIT_OK
+}
+
+pub fn run(args: Args) -> CmdResult {
+    let entries = gather_entries(&args)?;
+    if args.json {
+        output::print_json(&output::envelope_ok("health", render_json(&entries)));
+    } else {
+        if entries.is_empty() {
+            if let Some(spec) = &args.model {
+                output::errln(&format!("tanto health: no model matches '{spec}'"));
+            }
+        }
+        render_human(&entries);
+    }
+    Ok(output::EXIT_OK)
 }

@@ -1,4 +1,10 @@
 //! `tanto pull`, `tanto clone`, `tanto convert --repair-index`: thin UI over tanto-hub.
+//!
+//! `pull` first looks in the cache (tanto-core's resolve + probe): a cached
+//! snapshot the probe calls healthy is `already_exists`, an unhealthy one needs
+//! `--force` (`requires_confirmation`), both without contacting the hub — as
+//! mlx-knife 2.0.8 does. An interrupted pull is resumed without asking.
+//! `--json` errors carry mlx-knife's `data` for each command.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -15,7 +21,7 @@ use tanto_core::resolve::{self, Location, Stores};
 use tanto_hub::{FileStatus, HubError, PlannedFile, Progress, PullOptions};
 
 use crate::models::Entry;
-use crate::output::{self, human_size, outln};
+use crate::output::{self, errln, human_size, outln, CliError, CmdResult};
 
 fn hub_err(e: &HubError, resume: Option<&str>) -> TantoError {
     let kind = match e {
@@ -51,6 +57,9 @@ pub struct PullArgs {
     /// Skip files matching these globs (repeatable)
     #[arg(long)]
     pub exclude: Vec<String>,
+    /// Download even when the cached copy is unhealthy (re-fetches what is broken)
+    #[arg(short, long, alias = "force-resume")]
+    pub force: bool,
     /// Print the JSON envelope
     #[arg(long)]
     pub json: bool,
@@ -76,12 +85,12 @@ impl Progress for Bars {
                 &commit[..commit.len().min(8)]
             ));
         } else if !self.quiet {
-            eprintln!(
+            errln(&format!(
                 "pulling {} file(s), {} at {}",
                 files.len(),
                 human_size(sum),
                 &commit[..commit.len().min(8)]
-            );
+            ));
         }
     }
     fn file_started(&self, file: &str, total: Option<u64>, resumed_from: u64) {
@@ -99,7 +108,10 @@ impl Progress for Bars {
                 b.insert(file.to_string(), pb);
             }
         } else if resumed_from > 0 && !self.quiet {
-            eprintln!("resuming {file} from {}", human_size(resumed_from));
+            errln(&format!(
+                "resuming {file} from {}",
+                human_size(resumed_from)
+            ));
         }
     }
     fn file_progress(&self, file: &str, done: u64, _total: Option<u64>) {
@@ -129,34 +141,175 @@ impl Progress for Bars {
                 FileStatus::Downloaded => "downloaded",
                 FileStatus::Resumed => "resumed",
             };
-            eprintln!("  {s:<10} {file}");
+            errln(&format!("  {s:<10} {file}"));
         }
     }
 }
 
-pub fn pull(a: PullArgs) -> i32 {
+/// mlx-knife's `download_status` for a failed pull.
+fn download_status(kind: ErrorType) -> &'static str {
+    match kind {
+        ErrorType::ValidationError => "error",
+        ErrorType::AccessDenied | ErrorType::ModelNotFound => "access_denied",
+        _ => "failed",
+    }
+}
+
+/// A pull error with mlx-knife's `data` (`model` — null for an invalid
+/// name —, `download_status`, `message`, `expanded_name`).
+fn pull_error(model: Option<&str>, e: TantoError) -> CliError {
+    let data = json!({
+        "model": model,
+        "download_status": download_status(e.kind),
+        "message": e.message,
+        "expanded_name": null,
+    });
+    CliError::from(e).with_data(data)
+}
+
+/// A hub failure as [`pull_error`]; when the hub could not be reached
+/// (network down, offline mode) `data.preflight_warning` says so, as
+/// mlx-knife's pre-flight check does.
+fn pull_hub_error(model: &str, e: &HubError, resume: &str) -> CliError {
+    let mut err = pull_error(Some(model), hub_err(e, Some(resume)));
+    if matches!(e, HubError::Network { .. } | HubError::Offline { .. }) {
+        if let Some(d) = err.data.as_deref_mut().and_then(|d| d.as_object_mut()) {
+            d.insert(
+                "preflight_warning".into(),
+                json!(format!("Cannot reach the hub: {e}")),
+            );
+        }
+    }
+    err
+}
+
+/// What the cache already holds for a pull, decided by tanto-core's probe.
+enum Cached {
+    /// Not cached (or only an interrupted pull, which the pull resumes).
+    No,
+    Healthy {
+        commit: String,
+    },
+    Unhealthy {
+        commit: String,
+        reason: String,
+    },
+}
+
+/// Look `repo[@rev]` up in the cache without fuzzy matching.
+fn cached_state(repo_id: &str, revision: Option<&str>, stores: &Stores) -> Cached {
+    let spec = match revision {
+        Some(r) => format!("{repo_id}@{r}"),
+        None => repo_id.to_string(),
+    };
+    let Ok(r) = resolve::resolve(&spec, stores) else {
+        return Cached::No;
+    };
+    let commit = match &r.location {
+        Location::Cache {
+            repo,
+            snapshot: Some(s),
+            ..
+        } if !r.fuzzy && repo.repo_id.eq_ignore_ascii_case(repo_id) => s.commit.clone(),
+        _ => return Cached::No,
+    };
+    let p = probe::probe_resolved(&r);
+    if p.health.healthy {
+        Cached::Healthy { commit }
+    } else if p
+        .health
+        .problems
+        .iter()
+        .any(|pr| pr.code == "partial_download")
+    {
+        // The probe's own fix for an interrupted pull is to pull again.
+        Cached::No
+    } else {
+        Cached::Unhealthy {
+            commit,
+            reason: p.health.reason.unwrap_or_default(),
+        }
+    }
+}
+
+/// Answer a pull from the cache alone (`already_exists` / `requires_confirmation`).
+fn pull_from_cache(base: &str, state: Cached, json: bool) -> CmdResult {
+    let (status, message, commit, healthy) = match state {
+        Cached::No => return Err(output::internal("pull_from_cache without a cached model").into()),
+        Cached::Healthy { commit } => (
+            "already_exists",
+            format!("Model {base} already exists in cache"),
+            commit,
+            true,
+        ),
+        Cached::Unhealthy { commit, reason } => (
+            "requires_confirmation",
+            format!("{reason}. Use --force to download again or 'tanto rm {base}' to delete."),
+            commit,
+            false,
+        ),
+    };
+    if json {
+        output::print_json(&output::envelope_ok(
+            "pull",
+            json!({
+                "model": base,
+                "download_status": status,
+                "message": message,
+                "expanded_name": null,
+                "commit_hash": commit,
+                "health": health_word(healthy),
+            }),
+        ));
+    } else if healthy {
+        outln(&format!(
+            "pull: {base}@{} is already in the cache and healthy; nothing to download",
+            &commit[..commit.len().min(8)]
+        ));
+    } else {
+        outln(&format!(
+            "pull: {base}@{} is in the cache but unhealthy: {message}",
+            &commit[..commit.len().min(8)]
+        ));
+    }
+    Ok(output::EXIT_OK)
+}
+
+pub fn pull(a: PullArgs) -> CmdResult {
+    #[cfg(unix)]
+    // SAFETY: setting a signal disposition; no handler code runs. A download
+    // outlives its reader: `tanto pull X | head` must not kill it half-way,
+    // so writes to a closed pipe become errors that the printers ignore.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     let json = a.json;
     let (base, at_rev) = resolve::split_revision(a.model.trim());
     if let Err(m) = naming::validate_repo_id(base) {
-        return output::fail(
-            "pull",
-            json,
-            &TantoError::new(ErrorType::ValidationError, m)
+        return Err(pull_error(
+            None,
+            TantoError::new(ErrorType::ValidationError, m)
                 .with_hint("pull takes a full repository id: tanto pull ORG/NAME"),
-        );
+        ));
     }
     if !base.contains('/') {
-        return output::fail(
-            "pull",
-            json,
-            &TantoError::new(
+        return Err(pull_error(
+            None,
+            TantoError::new(
                 ErrorType::ValidationError,
                 format!("'{base}' is not a repository id"),
             )
             .with_hint("pull takes a full repository id: tanto pull ORG/NAME"),
-        );
+        ));
     }
     let revision = a.revision.clone().or(at_rev.map(str::to_string));
+    // Filters may ask for files the cached snapshot lacks: then always ask the hub.
+    if !a.force && a.include.is_empty() && a.exclude.is_empty() {
+        let state = cached_state(base, revision.as_deref(), &Stores::from_env());
+        if !matches!(state, Cached::No) {
+            return pull_from_cache(base, state, json);
+        }
+    }
     let tty = std::io::stderr().is_terminal() && !json;
     let multi = tty.then(MultiProgress::new);
     let total = multi.as_ref().map(|m| {
@@ -201,7 +354,7 @@ pub fn pull(a: PullArgs) -> i32 {
             if let Some(t) = &bars.total {
                 t.abandon();
             }
-            return output::fail("pull", json, &hub_err(&e, Some(&resume)));
+            return Err(pull_hub_error(base, &e, &resume));
         }
     };
     if let Some(t) = &bars.total {
@@ -261,7 +414,7 @@ pub fn pull(a: PullArgs) -> i32 {
             }
         ));
     }
-    output::EXIT_OK
+    Ok(output::EXIT_OK)
 }
 
 #[derive(clap::Args, Debug)]
@@ -290,17 +443,83 @@ fn default_target(name: &str) -> Result<PathBuf, TantoError> {
     Ok(home.join(short))
 }
 
-pub fn clone(a: CloneArgs) -> i32 {
+/// Health of a freshly written folder, as `(healthy, reason)`: mlx-knife's
+/// `health`/`health_reason` of clone and `health_status`/`health_reason` of convert.
+fn folder_health(dir: &Path, stores: &Stores) -> (bool, String) {
+    let spec = std::fs::canonicalize(dir)
+        .unwrap_or(dir.to_path_buf())
+        .display()
+        .to_string();
+    match resolve::resolve(&spec, stores).ok().map(Entry::new) {
+        Some(e) => (
+            e.probe.health.healthy,
+            e.probe
+                .health
+                .reason
+                .clone()
+                .unwrap_or_else(|| "Model is healthy".into()),
+        ),
+        None => (false, "could not probe the written folder".into()),
+    }
+}
+
+fn health_word(healthy: bool) -> &'static str {
+    if healthy {
+        "healthy"
+    } else {
+        "unhealthy"
+    }
+}
+
+/// mlx-knife's `clone_status` for a failed clone (a bad target is `error`).
+fn clone_status(kind: ErrorType) -> &'static str {
+    match kind {
+        ErrorType::ModelNotFound | ErrorType::UnhealthyModel => "cache_not_found",
+        ErrorType::PermissionDenied => "filesystem_error",
+        _ => "error",
+    }
+}
+
+pub fn clone(a: CloneArgs) -> CmdResult {
+    clone_inner(&a).map_err(|e| {
+        if e.data.is_some() {
+            return e;
+        }
+        // `health_check`: tanto always checks the written folder.
+        let data = json!({
+            "model": a.model,
+            "clone_status": clone_status(e.error.kind),
+            "message": e.error.message,
+            "target_dir": a.target.as_ref().map(|t| std::path::absolute(t).unwrap_or(t.clone())),
+            "health_check": true,
+        });
+        e.with_data(data)
+    })
+}
+
+/// An explicit clone target needs an existing parent folder (a typo in the
+/// path should not create a tree of folders); the default target's parent,
+/// the workspace home, is created.
+fn check_target_parent(target: &Path) -> Result<(), TantoError> {
+    let abs = std::path::absolute(target).unwrap_or(target.to_path_buf());
+    match abs.parent() {
+        Some(p) if !p.is_dir() => Err(TantoError::new(
+            ErrorType::ValidationError,
+            format!("Parent directory does not exist: {}", p.display()),
+        )
+        .with_hint(format!("create it first: mkdir -p {}", p.display()))),
+        _ => Ok(()),
+    }
+}
+
+fn clone_inner(a: &CloneArgs) -> CmdResult {
     let json = a.json;
     let spec = match &a.revision {
         Some(r) => format!("{}@{r}", resolve::split_revision(&a.model).0),
         None => a.model.clone(),
     };
     let stores = Stores::from_env();
-    let r = match resolve::resolve(&spec, &stores) {
-        Ok(r) => r,
-        Err(e) => return output::fail("clone", json, &e),
-    };
+    let r = resolve::resolve(&spec, &stores)?;
     let (repo_id, snapshot) = match &r.location {
         Location::Cache {
             repo,
@@ -308,82 +527,79 @@ pub fn clone(a: CloneArgs) -> i32 {
             ..
         } => (repo.repo_id.clone(), s.clone()),
         Location::Cache { repo, .. } => {
-            return output::fail(
-                "clone",
-                json,
-                &TantoError::new(
-                    ErrorType::UnhealthyModel,
-                    format!("'{}' has no snapshot to clone", repo.repo_id),
-                )
-                .with_hint(format!("tanto pull {}", repo.repo_id)),
+            return Err(TantoError::new(
+                ErrorType::UnhealthyModel,
+                format!("'{}' has no snapshot to clone", repo.repo_id),
             )
+            .with_hint(format!("tanto pull {}", repo.repo_id))
+            .into())
         }
         _ => {
-            return output::fail(
-                "clone",
-                json,
-                &TantoError::new(
-                    ErrorType::ValidationError,
-                    format!(
-                        "'{}' is not a cache model; clone copies from the hub cache",
-                        r.display_name
-                    ),
-                )
-                .with_hint("copy a folder with cp -r, or use tanto convert"),
+            return Err(TantoError::new(
+                ErrorType::ValidationError,
+                format!(
+                    "'{}' is not a cache model; clone copies from the hub cache",
+                    r.display_name
+                ),
             )
+            .with_hint("copy a folder with cp -r, or use tanto convert")
+            .into())
         }
     };
-    let target = match a
-        .target
-        .clone()
-        .map(Ok)
-        .unwrap_or_else(|| default_target(&repo_id))
-    {
-        Ok(t) => t,
-        Err(e) => return output::fail("clone", json, &e),
+    let target = match a.target.clone() {
+        Some(t) => {
+            check_target_parent(&t)?;
+            t
+        }
+        None => default_target(&repo_id)?,
     };
     let rev_label = a
         .revision
         .clone()
         .or_else(|| resolve::split_revision(&a.model).1.map(str::to_string))
         .unwrap_or_else(|| snapshot.commit.clone());
-    match tanto_hub::clone_snapshot(&snapshot.path, &target, &repo_id, Some(&rev_label)) {
-        Ok(rep) => {
-            if json {
-                output::print_json(&output::envelope_ok(
-                    "clone",
-                    json!({
-                        "model": repo_id,
-                        "commit_hash": snapshot.commit,
-                        "target": rep.target,
-                        "files": rep.files,
-                        "bytes": rep.bytes,
-                        "reflinked": rep.reflinked,
-                        "copied": rep.copied,
-                        "content_hash": rep.sentinel.content_hash,
-                        "clean": if rep.hashed { Some(true) } else { None },
-                    }),
-                ));
+    let rep = tanto_hub::clone_snapshot(&snapshot.path, &target, &repo_id, Some(&rev_label))
+        .map_err(|e| hub_err(&e, None))?;
+    let (healthy, health_reason) = folder_health(&rep.target, &stores);
+    let target_dir = std::fs::canonicalize(&rep.target).unwrap_or(rep.target.clone());
+    if json {
+        output::print_json(&output::envelope_ok(
+            "clone",
+            json!({
+                "model": repo_id,
+                "clone_status": "success",
+                "message": format!("Cloned to {}", target_dir.display()),
+                "target_dir": target_dir,
+                "health_check": true,
+                "health": health_word(healthy),
+                "health_reason": health_reason,
+                "commit_hash": snapshot.commit,
+                "target": rep.target,
+                "files": rep.files,
+                "bytes": rep.bytes,
+                "reflinked": rep.reflinked,
+                "copied": rep.copied,
+                "content_hash": rep.sentinel.content_hash,
+                "clean": if rep.hashed { Some(true) } else { None },
+            }),
+        ));
+    } else {
+        outln(&format!(
+            "clone: {repo_id}@{} → {} ({} file(s), {}; {} reflinked, {} copied){}",
+            &snapshot.commit[..snapshot.commit.len().min(8)],
+            rep.target.display(),
+            rep.files,
+            human_size(rep.bytes),
+            rep.reflinked,
+            rep.copied,
+            if rep.hashed {
+                ""
             } else {
-                outln(&format!(
-                    "clone: {repo_id}@{} → {} ({} file(s), {}; {} reflinked, {} copied){}",
-                    &snapshot.commit[..snapshot.commit.len().min(8)],
-                    rep.target.display(),
-                    rep.files,
-                    human_size(rep.bytes),
-                    rep.reflinked,
-                    rep.copied,
-                    if rep.hashed {
-                        ""
-                    } else {
-                        "; content hash not computed (workspace state unknown)"
-                    }
-                ));
+                "; content hash not computed (workspace state unknown)"
             }
-            output::EXIT_OK
-        }
-        Err(e) => output::fail("clone", json, &hub_err(&e, None)),
+        ));
     }
+    Ok(output::EXIT_OK)
 }
 
 #[derive(clap::Args, Debug)]
@@ -400,93 +616,96 @@ pub struct ConvertArgs {
     pub json: bool,
 }
 
-pub fn convert(a: ConvertArgs) -> i32 {
-    let json = a.json;
+/// A bare target name goes under the workspace home.
+fn convert_target(target: &Path) -> PathBuf {
+    if target.components().count() == 1 && !target.starts_with(".") {
+        if let Some(h) = tanto_core::paths::workspace_home_configured() {
+            return h.join(target);
+        }
+    }
+    target.to_path_buf()
+}
+
+pub fn convert(a: ConvertArgs) -> CmdResult {
     if !a.repair_index {
-        return output::fail(
-            "convert",
-            json,
-            &TantoError::new(
-                ErrorType::ValidationError,
-                "convert needs a mode; this build supports --repair-index",
-            )
-            .with_hint("tanto convert SRC DST --repair-index"),
-        );
+        // mlx-knife: InvalidArgumentError, no data.
+        return Err(TantoError::new(
+            ErrorType::InvalidRequest,
+            "convert needs a mode; this build supports --repair-index",
+        )
+        .with_hint("tanto convert SRC DST --repair-index")
+        .into());
     }
+    convert_inner(&a).map_err(|e| {
+        if e.data.is_some() {
+            return e;
+        }
+        let target = convert_target(&a.target);
+        let data = json!({
+            "source": a.source,
+            "target": std::path::absolute(&target).unwrap_or(target),
+            "mode": "repair-index",
+            "health_check": true,
+        });
+        e.with_data(data)
+    })
+}
+
+fn convert_inner(a: &ConvertArgs) -> CmdResult {
+    let json = a.json;
     let stores = Stores::from_env();
-    let r = match resolve::resolve(&a.source, &stores) {
-        Ok(r) => r,
-        Err(e) => return output::fail("convert", json, &e),
-    };
+    let r = resolve::resolve(&a.source, &stores)?;
     let Some(src) = r.model_dir() else {
-        return output::fail(
-            "convert",
-            json,
-            &TantoError::new(ErrorType::UnhealthyModel, "the source has no snapshot"),
+        return Err(
+            TantoError::new(ErrorType::UnhealthyModel, "the source has no snapshot").into(),
         );
     };
-    let target = if a.target.components().count() == 1 && !a.target.starts_with(".") {
-        match tanto_core::paths::workspace_home_configured() {
-            Some(h) => h.join(&a.target),
-            None => a.target.clone(),
-        }
+    let target = convert_target(&a.target);
+    let rep = tanto_hub::repair_index(Path::new(&src), &target).map_err(|e| hub_err(&e, None))?;
+    let (healthy, reason) = folder_health(&rep.target, &stores);
+    if json {
+        let message = if rep.index_written {
+            "Index rebuilt successfully"
+        } else {
+            "No index to rebuild (single-file model or no safetensors found)"
+        };
+        output::print_json(&output::envelope_ok(
+            "convert",
+            json!({
+                "source": r.name,
+                "target": rep.target,
+                "mode": "repair-index",
+                "health_check": true,
+                "health_status": health_word(healthy),
+                "health_reason": reason,
+                "message": message,
+                "content_hash": rep.sentinel.content_hash,
+                "shards": rep.shards,
+                "tensors": rep.tensors,
+                "total_size": rep.total_size,
+                "index_written": rep.index_written,
+                "health": health_word(healthy),
+                "reason": if healthy { None } else { Some(&reason) },
+            }),
+        ));
     } else {
-        a.target.clone()
-    };
-    match tanto_hub::repair_index(Path::new(&src), &target) {
-        Ok(rep) => {
-            let after = resolve::resolve(
-                &format!(
-                    "{}",
-                    std::fs::canonicalize(&rep.target)
-                        .unwrap_or(rep.target.clone())
-                        .display()
-                ),
-                &stores,
-            )
-            .ok()
-            .map(Entry::new);
-            let healthy = after
-                .as_ref()
-                .map(|e| e.probe.health.healthy)
-                .unwrap_or(false);
-            let reason = after.as_ref().and_then(|e| e.probe.health.reason.clone());
-            if json {
-                output::print_json(&output::envelope_ok(
-                    "convert",
-                    json!({
-                        "source": r.name,
-                        "target": rep.target,
-                        "mode": "repair-index",
-                        "shards": rep.shards,
-                        "tensors": rep.tensors,
-                        "total_size": rep.total_size,
-                        "index_written": rep.index_written,
-                        "health": if healthy { "healthy" } else { "unhealthy" },
-                        "reason": reason,
-                    }),
-                ));
+        outln(&format!(
+            "convert: {} → {} ({} shard(s), {} tensors, index {}); {}",
+            r.display_name,
+            rep.target.display(),
+            rep.shards.len(),
+            rep.tensors,
+            if rep.index_written {
+                "rebuilt"
             } else {
-                outln(&format!(
-                    "convert: {} → {} ({} shard(s), {} tensors, index {}); {}",
-                    r.display_name,
-                    rep.target.display(),
-                    rep.shards.len(),
-                    rep.tensors,
-                    if rep.index_written {
-                        "rebuilt"
-                    } else {
-                        "not needed"
-                    },
-                    if healthy {
-                        "healthy".to_string()
-                    } else {
-                        format!("still unhealthy: {}", reason.unwrap_or_default())
-                    }
-                ));
+                "not needed"
+            },
+            if healthy {
+                "healthy".to_string()
+            } else {
+                format!("still unhealthy: {reason}")
             }
-            output::EXIT_OK
-        }
-        Err(e) => output::fail("convert", json, &hub_err(&e, None)),
+        ));
     }
+    Ok(output::EXIT_OK)
 }

@@ -1,10 +1,12 @@
 //! `tanto list [PATTERN] [--all] [--verbose] [--health] [--json]`
+//!
+//! [`gather`] collects the models; [`render_json`] and [`render_human`] print them.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tanto_core::resolve::Stores;
 
-use crate::models::{gather, Entry};
-use crate::output::{self, human_age, human_params, human_size, outln, Colors, Table};
+use crate::models::Entry;
+use crate::output::{self, human_age, human_params, human_size, outln, CmdResult, Colors, Table};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -47,17 +49,36 @@ pub fn type_label(e: &Entry) -> String {
     t
 }
 
-pub fn run(args: Args) -> i32 {
+/// What `list` prints: the matching models and where they were looked for.
+pub struct Data {
+    pub entries: Vec<Entry>,
+    pub stores: Stores,
+}
+
+pub fn gather(args: &Args) -> Data {
     let stores = Stores::from_env();
-    let entries = gather(&stores, args.pattern.as_deref());
+    let entries = crate::models::gather(&stores, args.pattern.as_deref());
+    Data { entries, stores }
+}
+
+/// mlx-knife's `{models, count, system}`; never filtered by the flags.
+pub fn render_json(d: &Data) -> Value {
+    let models: Vec<_> = d.entries.iter().map(Entry::object).collect();
+    json!({"models": models, "count": models.len(), "system": crate::cmd::version::system_json()})
+}
+
+pub fn run(args: Args) -> CmdResult {
+    let d = gather(&args);
     if args.json {
-        let models: Vec<_> = entries.iter().map(Entry::object).collect();
-        output::print_json(&output::envelope_ok(
-            "list",
-            json!({"models": models, "count": models.len()}),
-        ));
-        return output::EXIT_OK;
+        output::print_json(&output::envelope_ok("list", render_json(&d)));
+    } else {
+        render_human(&d, &args);
     }
+    Ok(output::EXIT_OK)
+}
+
+pub fn render_human(d: &Data, args: &Args) {
+    let (entries, stores) = (&d.entries, &d.stores);
     let c = Colors::stdout();
     let mut headers = vec!["NAME", "ID", "SIZE", "MODIFIED", "SRC"];
     if args.verbose {
@@ -72,7 +93,7 @@ pub fn run(args: Args) -> i32 {
     }
     let mut t = Table::new(&headers);
     let mut hidden = 0usize;
-    for e in &entries {
+    for e in entries {
         let p = &e.probe;
         let runnable = p.health.healthy && p.runtime.compatible;
         if !args.all && !runnable {
@@ -171,5 +192,4 @@ pub fn run(args: Args) -> i32 {
             ))
         );
     }
-    output::EXIT_OK
 }

@@ -1,6 +1,10 @@
+//! One module per subcommand, plus the pieces `run` and chat share.
+
 pub mod chat;
+pub mod generation;
 pub mod health;
 pub mod hub;
+pub mod interrupt;
 pub mod list;
 pub mod rm;
 pub mod run;

@@ -4,19 +4,23 @@
 //! `MODEL@REV` removes only that snapshot, the refs pointing at it, and the
 //! blobs no other snapshot uses. Fuzzy matches and present lock files need
 //! confirmation (a prompt on a TTY, else `-f`). Workspaces are never deleted.
+//!
+//! `--json` answers carry mlx-knife's `data` fields on every outcome,
+//! errors included (`action` `ambiguous` / `unknown`; `model` is the resolved
+//! name, `null` when nothing resolved).
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use serde_json::json;
+use serde_json::{json, Map, Value};
 use tanto_core::error::{ErrorType, TantoError};
 use tanto_core::resolve::{self, Location, Stores};
 use tanto_core::store::CacheRepo;
 
 use crate::models::is_within;
-use crate::output::{self, outln};
+use crate::output::{self, outln, CliError, CmdResult};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -95,23 +99,78 @@ fn remove_revision(repo: &CacheRepo, commit: &str) -> std::io::Result<(usize, Ve
     Ok((removed, refs))
 }
 
-pub fn run(args: Args) -> i32 {
+/// mlx-knife's `data` fields, present on every answer (and on errors):
+/// `model, action, message, requires_confirmation, matches, lock_files_cleaned`.
+fn rm_data(model: Option<&str>, action: &str, message: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("model".into(), json!(model));
+    m.insert("action".into(), json!(action));
+    m.insert("message".into(), json!(message));
+    m.insert("requires_confirmation".into(), json!(false));
+    m.insert("matches".into(), json!([]));
+    m.insert("lock_files_cleaned".into(), json!(0));
+    m
+}
+
+/// Lock paths relative to the hub cache (`.locks/models--org--name/x.lock`).
+fn rel_locks(locks: &[PathBuf], cache: &Path) -> Vec<String> {
+    locks
+        .iter()
+        .map(|l| l.strip_prefix(cache).unwrap_or(l).display().to_string())
+        .collect()
+}
+
+/// Give an error without data mlx-knife's error `data`: action `ambiguous`
+/// (with the matches) or `unknown`, `model` null (nothing resolved).
+fn with_error_data(e: CliError) -> CliError {
+    if e.data.is_some() {
+        return e;
+    }
+    let ambiguous = e.error.kind == ErrorType::AmbiguousMatch;
+    let mut d = rm_data(
+        None,
+        if ambiguous { "ambiguous" } else { "unknown" },
+        &e.error.message,
+    );
+    if let Some(m) = e.error.details.get("matches") {
+        d.insert("matches".into(), m.clone());
+    }
+    let data = Value::Object(d);
+    e.with_data(data)
+}
+
+pub fn run(args: Args) -> CmdResult {
+    let data = execute(&args).map_err(with_error_data)?;
+    if args.json {
+        output::print_json(&output::envelope_ok("rm", data));
+    } else {
+        render_human(&data);
+    }
+    Ok(output::EXIT_OK)
+}
+
+pub fn render_human(data: &Value) {
+    outln(&format!(
+        "rm: {}",
+        data["message"].as_str().unwrap_or("deleted")
+    ));
+}
+
+/// Resolve, confirm and delete; the answer's `data`.
+fn execute(args: &Args) -> Result<Value, CliError> {
     let json = args.json;
     let stores = Stores::from_env();
     if !stores.cache.is_dir() {
-        let e = TantoError::new(
+        return Err(TantoError::new(
             ErrorType::ModelNotFound,
             format!(
                 "Hub cache not found at {}",
                 tanto_core::paths::redact_home(&stores.cache)
             ),
-        );
-        return output::fail("rm", json, &e);
+        )
+        .into());
     }
-    let resolved = match resolve::resolve(&args.model, &stores) {
-        Ok(r) => r,
-        Err(e) => return output::fail("rm", json, &e),
-    };
+    let resolved = resolve::resolve(&args.model, &stores)?;
     let (repo, snapshot, pinned) = match &resolved.location {
         Location::Cache {
             repo,
@@ -130,7 +189,8 @@ pub fn run(args: Args) -> i32 {
                 "delete the folder yourself: rm -rf {}",
                 dir.display()
             ));
-            return output::fail("rm", json, &e);
+            let d = rm_data(Some(&dir.display().to_string()), "unknown", &e.message);
+            return Err(CliError::from(e).with_data(Value::Object(d)));
         }
         Location::File { file } => {
             let e = TantoError::new(
@@ -140,15 +200,16 @@ pub fn run(args: Args) -> i32 {
                     file.display()
                 ),
             );
-            return output::fail("rm", json, &e);
+            let d = rm_data(Some(&file.display().to_string()), "unknown", &e.message);
+            return Err(CliError::from(e).with_data(Value::Object(d)));
         }
     };
     if !is_within(&repo.dir, &stores.cache) {
-        let e = output::internal(format!(
+        return Err(output::internal(format!(
             "refusing to delete {}: not inside the hub cache",
             repo.dir.display()
-        ));
-        return output::fail("rm", json, &e);
+        ))
+        .into());
     }
 
     let locks = repo.lock_files(&stores.cache);
@@ -179,45 +240,45 @@ pub fn run(args: Args) -> i32 {
                         .map(|l| l.display().to_string())
                         .collect::<Vec<_>>(),
                 );
-                return output::fail("rm", json, &e);
+                let mut d = rm_data(Some(&repo.repo_id), "unknown", &e.message);
+                d.insert("locks_detected".into(), json!(true));
+                d.insert("lock_files".into(), json!(rel_locks(&locks, &stores.cache)));
+                return Err(CliError::from(e).with_data(Value::Object(d)));
             }
         }
         if resolved.fuzzy {
             let q = format!("'{}' matched '{what}'. Delete it?", args.model);
             if json {
-                output::print_json(&output::envelope_ok(
-                    "rm",
-                    json!({
-                        "model": repo.repo_id,
-                        "action": "requires_confirmation",
-                        "message": format!("Would delete '{what}' (matched from '{}'); use -f to confirm", args.model),
-                        "requires_confirmation": true,
-                        "matches": [repo.repo_id],
-                    }),
-                ));
-                return output::EXIT_OK;
+                let mut d = rm_data(
+                    Some(&repo.repo_id),
+                    "requires_confirmation",
+                    &format!(
+                        "Would delete '{what}' (matched from '{}'); use -f to confirm",
+                        args.model
+                    ),
+                );
+                // `matches` stays empty: mlx-knife lists candidates only for
+                // ambiguous specs; the one match is `model`.
+                d.insert("requires_confirmation".into(), json!(true));
+                return Ok(Value::Object(d));
             }
             if !confirm(&q) {
-                let e = TantoError::new(
+                return Err(TantoError::new(
                     ErrorType::RequiresConfirmation,
                     format!(
                         "'{}' only matched '{what}' fuzzily; nothing deleted",
                         args.model
                     ),
                 )
-                .with_hint(format!("use the full name or -f: tanto rm {what} -f"));
-                return output::fail("rm", json, &e);
+                .with_hint(format!("use the full name or -f: tanto rm {what} -f"))
+                .into());
             }
         }
     }
 
     let result = if pinned {
         let Some(s) = snapshot else {
-            return output::fail(
-                "rm",
-                json,
-                &output::internal("pinned revision without snapshot"),
-            );
+            return Err(output::internal("pinned revision without snapshot").into());
         };
         remove_revision(&repo, &s.commit).map(|(blobs, refs)| {
             // The repo goes entirely when its last snapshot is gone.
@@ -225,15 +286,20 @@ pub fn run(args: Args) -> i32 {
             if last {
                 let _ = fs::remove_dir_all(&repo.dir);
             }
-            json!({
-                "model": repo.repo_id,
-                "commit_hash": s.commit,
-                "action": "deleted",
-                "message": format!("Deleted {what} ({blobs} blob(s) freed{})", if last { "; no revisions left, repo removed" } else { "" }),
-                "blobs_removed": blobs,
-                "refs_removed": refs,
-                "repo_removed": last,
-            })
+            let msg = format!(
+                "Deleted {what} ({blobs} blob(s) freed{})",
+                if last {
+                    "; no revisions left, repo removed"
+                } else {
+                    ""
+                }
+            );
+            let mut d = rm_data(Some(&repo.repo_id), "deleted", &msg);
+            d.insert("commit_hash".into(), json!(s.commit));
+            d.insert("blobs_removed".into(), json!(blobs));
+            d.insert("refs_removed".into(), json!(refs));
+            d.insert("repo_removed".into(), json!(last));
+            d
         })
     } else {
         fs::remove_dir_all(&repo.dir).map(|_| {
@@ -241,40 +307,28 @@ pub fn run(args: Args) -> i32 {
             if let Some(n) = repo.dir.file_name() {
                 let ld = stores.cache.join(".locks").join(n);
                 if ld.is_dir() && fs::remove_dir_all(&ld).is_ok() {
-                    cleaned = locks.iter().map(|l| l.display().to_string()).collect();
+                    cleaned = rel_locks(&locks, &stores.cache);
                 }
             }
-            json!({
-                "model": repo.repo_id,
-                "action": "deleted",
-                "message": format!("Deleted entire model {}", repo.repo_id),
-                "lock_files_cleaned": cleaned,
-            })
+            let mut d = rm_data(
+                Some(&repo.repo_id),
+                "deleted",
+                &format!("Deleted entire model {}", repo.repo_id),
+            );
+            d.insert("lock_files_cleaned".into(), json!(cleaned.len()));
+            d.insert("cleaned_lock_files".into(), json!(cleaned));
+            d
         })
     };
     match result {
-        Ok(data) => {
-            if json {
-                output::print_json(&output::envelope_ok("rm", data));
-            } else {
-                outln(&format!(
-                    "rm: {}",
-                    data["message"].as_str().unwrap_or("deleted")
-                ));
-            }
-            output::EXIT_OK
-        }
+        Ok(d) => Ok(Value::Object(d)),
         Err(e) => {
             let kind = if e.kind() == std::io::ErrorKind::PermissionDenied {
                 ErrorType::PermissionDenied
             } else {
                 ErrorType::InternalError
             };
-            output::fail(
-                "rm",
-                json,
-                &TantoError::new(kind, format!("Deletion failed: {e}")),
-            )
+            Err(TantoError::new(kind, format!("Deletion failed: {e}")).into())
         }
     }
 }

@@ -3,10 +3,11 @@
 //!
 //! Resolve → probe → policy happen before anything is loaded: a blocked
 //! decision exits with its typed error and the fix, and loads nothing.
+//! Ctrl-C during a one-shot answer stops it, prints what came and a one-line
+//! note, and exits 130.
 
 use std::io::{IsTerminal, Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use serde_json::json;
@@ -15,57 +16,39 @@ use tanto_core::policy::{self, PolicyConfig, Request};
 use tanto_core::resolve::{self, Stores};
 use tanto_core::{host, probe};
 use tanto_engine::{
-    ChatMessage, Delta, EngineError, FinishReason, Flow, GenerationOutput, GenerationParams,
-    LoadOptions, Prompt, TextModel,
+    ChatMessage, Delta, EngineError, FinishReason, Flow, GenerationOutput, LoadOptions, Prompt,
+    TextModel,
 };
 
-use crate::output::{self, Colors};
+use crate::cmd::generation::GenerationArgs;
+use crate::cmd::interrupt::interrupt_flag;
+
+use crate::output::{self, CmdResult, Colors};
+
+/// Exit status of a one-shot run that Ctrl-C ended (128 + SIGINT).
+const EXIT_INTERRUPTED: i32 = 130;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Model spec: org/name, a unique fuzzy name, name@rev, a path (folder or .gguf) or a workspace
     pub model: String,
     /// The prompt; `-` reads standard input (piped stdin is read without it too)
-    pub prompt: Vec<String>,
+    #[arg(value_name = "PROMPT")]
+    pub words: Vec<String>,
+    /// The prompt as one argument (wins over positional words; joined after stdin)
+    #[arg(long = "prompt", short = 'p', value_name = "TEXT")]
+    pub prompt: Option<String>,
     /// Open an interactive chat even when a prompt or piped input is given
     #[arg(long)]
     pub chat: bool,
-    /// System prompt
-    #[arg(long, short = 's')]
-    pub system: Option<String>,
-    /// Maximum tokens to generate (default: up to the context length)
-    #[arg(long, short = 'n')]
-    pub max_tokens: Option<usize>,
-    /// Sampling temperature; 0 = greedy and deterministic
-    #[arg(long, short = 't', default_value_t = 0.7)]
-    pub temperature: f32,
-    /// Nucleus sampling threshold
-    #[arg(long, default_value_t = 0.9)]
-    pub top_p: f32,
-    /// Sample only from the K most likely tokens
-    #[arg(long)]
-    pub top_k: Option<usize>,
-    /// Drop tokens below this fraction of the top token's probability
-    #[arg(long)]
-    pub min_p: Option<f32>,
-    /// Penalise tokens repeated within the last 64 (1.0 = off)
-    #[arg(long, default_value_t = 1.1)]
-    pub repetition_penalty: f32,
-    /// Random seed for reproducible sampling
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Stop when this string is generated (repeatable; never printed)
-    #[arg(long)]
-    pub stop: Vec<String>,
+    #[command(flatten)]
+    pub gen: GenerationArgs,
     /// Feed the prompt as raw text, without the model's chat template
     #[arg(long)]
     pub no_chat_template: bool,
     /// Print the answer at the end instead of token by token
     #[arg(long)]
     pub no_stream: bool,
-    /// Hide <think>…</think> reasoning
-    #[arg(long)]
-    pub no_reasoning: bool,
     /// CPU threads for inference (default: the engine's choice; 1 can be faster on a busy 2-core box)
     #[arg(long)]
     pub threads: Option<usize>,
@@ -89,31 +72,21 @@ fn engine_err(e: EngineError) -> TantoError {
     TantoError::new(kind, e.to_string())
 }
 
-/// Generation settings from the command line (shared by one-shot and chat).
-pub fn params(a: &Args) -> GenerationParams {
-    GenerationParams {
-        max_tokens: a.max_tokens,
-        temperature: a.temperature,
-        top_p: Some(a.top_p),
-        top_k: a.top_k,
-        min_p: a.min_p,
-        repetition_penalty: a.repetition_penalty,
-        seed: a.seed,
-        stop: a.stop.clone(),
-        ..GenerationParams::default()
-    }
-}
-
 /// The prompt from arguments and stdin. `Ok(None)` = interactive.
 fn gather_prompt(a: &Args) -> Result<Option<String>, TantoError> {
     let stdin_piped = !std::io::stdin().is_terminal();
-    let wants_stdin = a.prompt.iter().any(|p| p == "-") || (stdin_piped && !a.chat);
-    let text_args: Vec<&str> = a
-        .prompt
-        .iter()
-        .filter(|p| *p != "-")
-        .map(String::as_str)
-        .collect();
+    let dash = a.words.iter().any(|p| p == "-");
+    let wants_stdin = dash || (stdin_piped && !a.chat);
+    let text_args: Vec<&str> = match &a.prompt {
+        // `--prompt` wins over positional words, as in mlx-knife.
+        Some(p) => vec![p.as_str()],
+        None => a
+            .words
+            .iter()
+            .filter(|p| *p != "-")
+            .map(String::as_str)
+            .collect(),
+    };
     let mut stdin_text = String::new();
     if wants_stdin {
         std::io::stdin()
@@ -129,7 +102,7 @@ fn gather_prompt(a: &Args) -> Result<Option<String>, TantoError> {
     let stdin_text = stdin_text.trim_end_matches(['\n', '\r']).to_string();
     let prompt = match (stdin_text.is_empty(), joined.is_empty()) {
         (true, true) => {
-            if wants_stdin && a.prompt.iter().any(|p| p == "-") {
+            if dash {
                 return Err(TantoError::new(
                     ErrorType::ValidationError,
                     "standard input was empty and no prompt was given",
@@ -200,16 +173,12 @@ fn verbose_report(model: &dyn TextModel, o: &GenerationOutput) {
     eprintln!("finish reason:        {:?}", o.finish_reason);
 }
 
-pub fn run(a: Args) -> i32 {
+pub fn run(a: Args) -> CmdResult {
     let json = a.json;
-    let fail = |e: &TantoError| output::fail("run", json, e);
 
     // Resolve → probe → policy, before any load.
     let stores = Stores::from_env();
-    let resolved = match resolve::resolve(&a.model, &stores) {
-        Ok(r) => r,
-        Err(e) => return fail(&e),
-    };
+    let resolved = resolve::resolve(&a.model, &stores)?;
     if resolved.fuzzy {
         eprintln!(
             "tanto run: note: '{}' matched {}",
@@ -217,44 +186,37 @@ pub fn run(a: Args) -> i32 {
         );
     }
     let probe = probe::probe_resolved(&resolved);
-    let (plan, decision) = match policy::plan(
+    let (plan, decision) = policy::plan(
         &probe,
         Request::Text,
         &host::detect(),
         &PolicyConfig::from_env(),
-    ) {
-        Ok(x) => x,
-        Err(e) => return fail(&e),
-    };
+    )?;
     for w in &decision.warnings {
         eprintln!("tanto run: warning: {w}");
     }
 
-    let prompt_text = match gather_prompt(&a) {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
-    };
+    let prompt_text = gather_prompt(&a)?;
     let interactive = a.chat || prompt_text.is_none();
     if interactive && json {
-        return fail(&TantoError::new(
+        return Err(TantoError::new(
             ErrorType::ValidationError,
             "interactive chat cannot print JSON; give a prompt (or pipe one) with --json",
-        ));
+        )
+        .into());
     }
     if interactive && !std::io::stdin().is_terminal() {
-        return fail(&TantoError::new(
+        return Err(TantoError::new(
             ErrorType::ValidationError,
             "no prompt given and standard input is not a terminal",
         )
-        .with_hint("pass a prompt: tanto run MODEL \"question\", or pipe one: echo question | tanto run MODEL"));
+        .with_hint("pass a prompt: tanto run MODEL \"question\", or pipe one: echo question | tanto run MODEL")
+        .into());
     }
 
     let t0 = Instant::now();
-    let mut model = match tanto_engine::load_text_model(&plan, &LoadOptions { threads: a.threads })
-    {
-        Ok(m) => m,
-        Err(e) => return fail(&engine_err(e)),
-    };
+    let mut model = tanto_engine::load_text_model(&plan, &LoadOptions { threads: a.threads })
+        .map_err(engine_err)?;
     if a.verbose {
         eprintln!("loaded {} in {:.2?}", plan.name, t0.elapsed());
     }
@@ -267,12 +229,12 @@ pub fn run(a: Args) -> i32 {
     }
 
     if interactive {
-        return crate::cmd::chat::interactive(model.as_mut(), &a, use_template);
+        return crate::cmd::chat::interactive(model.as_mut(), &a.gen, use_template);
     }
     let text = prompt_text.unwrap_or_default();
     let prompt = if use_template {
         let mut msgs = Vec::new();
-        if let Some(s) = &a.system {
+        if let Some(s) = &a.gen.system {
             msgs.push(ChatMessage {
                 role: "system".into(),
                 content: s.clone(),
@@ -285,7 +247,7 @@ pub fn run(a: Args) -> i32 {
         Prompt::Chat(msgs)
     } else {
         let mut t = text.clone();
-        if let Some(s) = &a.system {
+        if let Some(s) = &a.gen.system {
             t = format!("{s}\n\n{t}");
         }
         Prompt::Text(t)
@@ -293,26 +255,27 @@ pub fn run(a: Args) -> i32 {
     let stream = !a.no_stream && !json;
     let mut printer = Printer {
         colors: Colors::stdout(),
-        no_reasoning: a.no_reasoning,
+        no_reasoning: a.gen.no_reasoning,
         in_reasoning: false,
         stream,
         broken: false,
     };
-    let result = model.generate(&prompt, &params(&a), &mut |d| {
+    // Ctrl-C from here on ends the answer, not the process.
+    let interrupted = interrupt_flag();
+    interrupted.store(false, Ordering::SeqCst);
+    let result = model.generate(&prompt, &a.gen.to_params(), &mut |d| {
         printer.delta(d);
-        if printer.broken {
+        if printer.broken || interrupted.load(Ordering::SeqCst) {
             Flow::Stop
         } else {
             Flow::Continue
         }
     });
-    let out = match result {
-        Ok(o) => o,
-        Err(e) => return fail(&engine_err(e)),
-    };
+    let out = result.map_err(engine_err)?;
     if printer.broken {
-        return output::EXIT_OK;
+        return Ok(output::EXIT_OK);
     }
+    let cancelled = interrupted.load(Ordering::SeqCst);
     if json {
         output::print_json(&output::envelope_ok(
             "run",
@@ -321,7 +284,7 @@ pub fn run(a: Args) -> i32 {
                 "resolved": plan.name,
                 "prompt": text,
                 "response": out.content,
-                "reasoning": if a.no_reasoning { None } else { out.reasoning.clone() },
+                "reasoning": if a.gen.no_reasoning { None } else { out.reasoning.clone() },
                 "finish_reason": match out.finish_reason { FinishReason::Stop => "stop", FinishReason::Length => "length", FinishReason::Cancelled => "cancelled" },
                 "usage": {
                     "prompt_tokens": out.usage.prompt_tokens,
@@ -340,7 +303,7 @@ pub fn run(a: Args) -> i32 {
     } else {
         let mut so = std::io::stdout().lock();
         if !stream {
-            if let (Some(r), false) = (&out.reasoning, a.no_reasoning) {
+            if let (Some(r), false) = (&out.reasoning, a.gen.no_reasoning) {
                 let _ = writeln!(so, "{}", Colors::stdout().dim(r));
             }
             let _ = so.write_all(out.content.as_bytes());
@@ -351,17 +314,9 @@ pub fn run(a: Args) -> i32 {
     if a.verbose {
         verbose_report(model.as_ref(), &out);
     }
-    output::EXIT_OK
-}
-
-/// Set by SIGINT during generation; the sink turns it into `Flow::Stop`.
-pub fn interrupt_flag() -> Arc<AtomicBool> {
-    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    FLAG.get_or_init(|| {
-        let f = Arc::new(AtomicBool::new(false));
-        let g = f.clone();
-        let _ = ctrlc::set_handler(move || g.store(true, Ordering::SeqCst));
-        f
-    })
-    .clone()
+    if cancelled {
+        output::errln("[Generation interrupted by user]");
+        return Ok(EXIT_INTERRUPTED);
+    }
+    Ok(output::EXIT_OK)
 }

@@ -1,7 +1,10 @@
 //! `tanto show MODEL [--files] [--config] [--explain] [--recalc-hash] [--json]`
+//!
+//! [`gather`] resolves and probes (and recalculates a workspace hash when
+//! asked); [`render_json`] and [`render_human`] print the result.
 
 use serde_json::{json, Map, Value};
-use tanto_core::error::TantoError;
+use tanto_core::error::{ErrorType, TantoError};
 use tanto_core::host;
 use tanto_core::policy::{self, Decision, GateVerdict, PolicyConfig, Request, Verdict};
 use tanto_core::probe::{ModelKind, Probe};
@@ -9,7 +12,9 @@ use tanto_core::resolve::{self, Location, Stores};
 use tanto_core::workspace;
 
 use crate::models::Entry;
-use crate::output::{self, human_age, human_params, human_size, outln, Colors};
+use crate::output::{
+    self, human_age, human_params, human_size, mlx_size, outln, CmdResult, Colors,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -83,14 +88,18 @@ fn metadata(p: &Probe) -> Value {
     }
 }
 
+/// mlx-knife's `{name (basename), size ("1.6KB"), type}`, plus tanto's
+/// relative `path`, `size_bytes` and link flags.
 fn files_json(p: &Probe) -> Value {
     Value::Array(
         p.files
             .iter()
             .map(|f| {
+                let base = f.path.rsplit('/').next().unwrap_or(&f.path);
                 json!({
-                    "name": f.path,
-                    "size": human_size(f.size),
+                    "name": base,
+                    "size": mlx_size(f.size),
+                    "path": f.path,
                     "size_bytes": f.size,
                     "type": f.kind,
                     "symlink": f.symlink,
@@ -152,36 +161,35 @@ pub fn print_decision(d: &Decision, c: &Colors) {
     }
 }
 
-pub fn run(args: Args) -> i32 {
+/// What `show` prints.
+pub struct Data {
+    pub entry: Entry,
+    pub decision: Option<Decision>,
+    pub hash_updated: bool,
+}
+
+pub fn gather(args: &Args) -> Result<Data, TantoError> {
     let stores = Stores::from_env();
-    let resolved = match resolve::resolve(&args.model, &stores) {
-        Ok(r) => r,
-        Err(e) => return output::fail("show", args.json, &e),
-    };
+    let resolved = resolve::resolve(&args.model, &stores)?;
     let mut hash_updated = false;
     if args.recalc_hash {
         match &resolved.location {
-            Location::Folder { dir, managed: true } => match workspace::recalc_hash(dir) {
-                Ok(_) => hash_updated = true,
-                Err(e) => {
-                    return output::fail(
-                        "show",
-                        args.json,
-                        &output::internal(format!("could not recalculate the hash: {e}")),
-                    )
-                }
-            },
+            Location::Folder { dir, managed: true } => {
+                workspace::recalc_hash(dir).map_err(|e| {
+                    output::internal(format!("could not recalculate the hash: {e}"))
+                })?;
+                hash_updated = true;
+            }
             _ => {
-                let e = TantoError::new(
-                    tanto_core::error::ErrorType::ValidationError,
+                return Err(TantoError::new(
+                    ErrorType::ValidationError,
                     "--recalc-hash applies to managed workspaces only (folders with .mlxk_workspace.json)",
-                );
-                return output::fail("show", args.json, &e);
+                ))
             }
         }
     }
-    let e = Entry::new(resolved);
-    let p = &e.probe;
+    let entry = Entry::new(resolved);
+    let p = &entry.probe;
     let decision = args.explain.then(|| {
         policy::decide(
             p,
@@ -190,38 +198,80 @@ pub fn run(args: Args) -> i32 {
             &PolicyConfig::from_env(),
         )
     });
+    Ok(Data {
+        entry,
+        decision,
+        hash_updated,
+    })
+}
 
-    if args.json {
-        let mut model = e.object();
-        if let (Some(o), Some(cfg)) = (model.as_object_mut(), p.config.as_ref()) {
-            if let Some(q) = cfg.get("quantization") {
-                o.insert("quantization_config".into(), q.clone());
+/// The model object as `show` prints it: `quantization` is mlx-knife's raw
+/// config.json dict (`bits`, `group_size`, `mode`, …) merged over tanto's
+/// normalised object (`method`, `file_type`), so both shapes' fields are
+/// there; the raw dict also stays under `quantization_config`.
+fn show_model_object(e: &Entry) -> Value {
+    let mut model = e.object();
+    let raw = e.probe.config.as_ref().and_then(|c| c.get("quantization"));
+    if let (Some(o), Some(raw)) = (model.as_object_mut(), raw) {
+        o.insert("quantization_config".into(), raw.clone());
+        if let Some(raw_obj) = raw.as_object() {
+            let mut merged = o
+                .get("quantization")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            for (k, v) in raw_obj {
+                merged.insert(k.clone(), v.clone());
             }
+            o.insert("quantization".into(), Value::Object(merged));
         }
-        let mut data = json!({
-            "model": model,
-            "workspace_metadata": e.ws.as_ref().and_then(|w| w.sentinel.as_ref()).map(|s| serde_json::to_value(s).unwrap_or(Value::Null)),
-        });
-        let o = data.as_object_mut().expect("object literal");
-        if args.files {
-            o.insert("files".into(), files_json(p));
-            o.insert("metadata".into(), Value::Null);
-        } else if args.config {
-            o.insert("config".into(), p.config.clone().unwrap_or(Value::Null));
-            o.insert("metadata".into(), Value::Null);
-        } else {
-            o.insert("metadata".into(), metadata(p));
-        }
-        if let Some(d) = &decision {
-            o.insert("explain".into(), decision_json(d));
-        }
-        if hash_updated {
-            o.insert("hash_updated".into(), json!(true));
-        }
-        output::print_json(&output::envelope_ok("show", data));
-        return output::EXIT_OK;
     }
+    model
+}
 
+pub fn render_json(d: &Data, args: &Args) -> Value {
+    let e = &d.entry;
+    let p = &e.probe;
+    let mut o = Map::new();
+    o.insert("model".into(), show_model_object(e));
+    o.insert(
+        "workspace_metadata".into(),
+        e.ws.as_ref()
+            .and_then(|w| w.sentinel.as_ref())
+            .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
+            .unwrap_or(Value::Null),
+    );
+    if args.files {
+        o.insert("files".into(), files_json(p));
+        o.insert("metadata".into(), Value::Null);
+    } else if args.config {
+        o.insert("config".into(), p.config.clone().unwrap_or(Value::Null));
+        o.insert("metadata".into(), Value::Null);
+    } else {
+        o.insert("metadata".into(), metadata(p));
+    }
+    if let Some(dec) = &d.decision {
+        o.insert("explain".into(), decision_json(dec));
+    }
+    if d.hash_updated {
+        o.insert("hash_updated".into(), json!(true));
+    }
+    Value::Object(o)
+}
+
+pub fn run(args: Args) -> CmdResult {
+    let d = gather(&args)?;
+    if args.json {
+        output::print_json(&output::envelope_ok("show", render_json(&d, &args)));
+    } else {
+        render_human(&d, &args);
+    }
+    Ok(output::EXIT_OK)
+}
+
+pub fn render_human(d: &Data, args: &Args) {
+    let (e, hash_updated) = (&d.entry, d.hash_updated);
+    let p = &e.probe;
     let c = Colors::stdout();
     let kv = |k: &str, v: String| outln(&format!("{:<14}{v}", format!("{k}:")));
     let title = match e.resolved.commit() {
@@ -239,7 +289,7 @@ pub fn run(args: Args) -> i32 {
     if let Some(a) = &p.architecture {
         kv("Architecture", a.clone());
     }
-    kv("Type", crate::cmd::list::type_label(&e));
+    kv("Type", crate::cmd::list::type_label(e));
     kv("Capabilities", p.capabilities.join(", "));
     if let Some(n) = p.parameters {
         kv("Parameters", human_params(n));
@@ -341,8 +391,7 @@ pub fn run(args: Args) -> i32 {
             outln(&format!("  {l}"));
         }
     }
-    if let Some(d) = &decision {
-        print_decision(d, &c);
+    if let Some(dec) = &d.decision {
+        print_decision(dec, &c);
     }
-    output::EXIT_OK
 }

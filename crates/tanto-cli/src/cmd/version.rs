@@ -1,26 +1,32 @@
 //! `tanto --version [--json]`
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tanto_core::{host, registry};
 
 use crate::output;
 
+/// The `system` object of `version` and `list` (mlx-knife's
+/// `memory_total_bytes`, plus what tanto knows about the host).
+pub fn system_json() -> Value {
+    let mem = host::detect();
+    json!({
+        "memory_total_bytes": mem.total_bytes,
+        "memory_available_bytes": mem.available_bytes,
+        "memory_source": mem.source,
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+    })
+}
+
 pub fn run(json: bool) -> i32 {
     let v = env!("CARGO_PKG_VERSION");
     if json {
-        let mem = host::detect();
         output::print_json(&output::envelope_ok(
             "version",
             json!({
                 "cli_version": v,
                 "json_api_spec_version": output::JSON_API_VERSION,
-                "system": {
-                    "memory_total_bytes": mem.total_bytes,
-                    "memory_available_bytes": mem.available_bytes,
-                    "memory_source": mem.source,
-                    "os": std::env::consts::OS,
-                    "arch": std::env::consts::ARCH,
-                },
+                "system": system_json(),
                 "engines": {
                     "gguf-text": registry::GGUF_TEXT_ARCHITECTURES,
                     "safetensors-text": registry::SAFETENSORS_TEXT_MODEL_TYPES,
