@@ -70,5 +70,5 @@ pub use error::HubError;
 pub use fsutil::CopyMethod;
 pub use pull::{
     matches_patterns, pending_pull, pull, FileStatus, PendingPull, PlannedFile, Progress,
-    PullOptions, PullReport, PulledFile,
+    PullOptions, PullReport, PulledFile, DEFAULT_MAX_UNSIZED_BYTES,
 };
