@@ -8,7 +8,8 @@ mod support;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use support::fake_hub::{demo_repo, FakeFile, FakeHub, FakeRepo};
@@ -29,14 +30,24 @@ fn repo_dir(cache: &Path) -> PathBuf {
     cache.join("models--tanto-test--demo")
 }
 
-/// Run a pull with a deadline, so an endless body fails the test instead of hanging it.
-fn pull_within(o: PullOptions, secs: u64) -> Result<PullReport, HubError> {
+/// Run a pull with a deadline, so an endless body fails the test instead of hanging
+/// it: past the deadline the pull is cancelled (which also lets the fake hub shut
+/// down) and the test fails.
+fn pull_within(mut o: PullOptions, secs: u64) -> Result<PullReport, HubError> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    o.cancel = Some(cancel.clone());
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(pull(&o));
     });
-    rx.recv_timeout(Duration::from_secs(secs))
-        .expect("pull did not finish in time: the download is unbounded")
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(r) => r,
+        Err(_) => {
+            cancel.store(true, Ordering::SeqCst);
+            let _ = rx.recv_timeout(Duration::from_secs(10));
+            panic!("pull did not finish in {secs} s: the download is unbounded");
+        }
+    }
 }
 
 fn git_repo(files: &[(&str, &[u8])]) -> FakeRepo {
