@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tanto_core::workspace::{self, fnmatch, Sentinel, DEFAULT_EXCLUDE_PATTERNS, SENTINEL_FILE};
 
-use crate::clone::{copy_tree, CopyStats};
+use crate::clone::TreeCopy;
 use crate::fsutil::{check_target, StagingDir};
 use crate::HubError;
 
@@ -98,7 +98,9 @@ pub(crate) fn build_index(dir: &Path) -> Result<BuiltIndex, HubError> {
 /// keys sorted, indent 2, as transformers writes it). Subfolders are copied too,
 /// except the default-excluded ones (`.git/`, `.hf_cache/`, ...). Sentinel:
 /// operation `convert`, mode `repair-index`, `source_repo` = the source sentinel's,
-/// else the absolute source path.
+/// else the absolute source path. As with [`clone_snapshot`](crate::clone_snapshot),
+/// links must stay inside the model folder (the repo folder for a hub-cache
+/// snapshot) and only regular files are copied, else [`HubError::UnsafeSourceEntry`].
 pub fn repair_index(src_dir: &Path, dst_dir: &Path) -> Result<RepairReport, HubError> {
     if !src_dir.is_dir() {
         return Err(HubError::SourceNotADirectory(src_dir.to_path_buf()));
@@ -116,21 +118,17 @@ pub fn repair_index(src_dir: &Path, dst_dir: &Path) -> Result<RepairReport, HubE
         .iter()
         .filter_map(|p| p.strip_suffix('/'))
         .collect();
-    let mut stats = CopyStats::default();
-    copy_tree(
-        src_dir,
-        staging.path(),
-        "",
-        &|rel, is_dir| {
-            let base = rel.rsplit('/').next().unwrap_or(rel);
-            if is_dir {
-                excluded_dirs.iter().any(|p| fnmatch(p, base))
-            } else {
-                rel == SENTINEL_FILE || rel == INDEX_FILE
-            }
-        },
-        &mut stats,
-    )?;
+    let skip = |rel: &str, is_dir: bool| {
+        let base = rel.rsplit('/').next().unwrap_or(rel);
+        if is_dir {
+            excluded_dirs.iter().any(|p| fnmatch(p, base))
+        } else {
+            rel == SENTINEL_FILE || rel == INDEX_FILE
+        }
+    };
+    let mut tree = TreeCopy::new(src_dir, &skip)?;
+    tree.copy(src_dir, staging.path(), "")?;
+    let stats = tree.stats;
     let index_written = shards.len() > 1;
     if index_written {
         let index = Index {

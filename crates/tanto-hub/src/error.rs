@@ -1,6 +1,11 @@
+//! [`HubError`]: everything `pull`, `clone` and `repair_index` can fail with, with
+//! messages that say what to do, and [`HubError::error_type`], the one place that
+//! decides each error's stable type in the shared taxonomy (CLI envelope, HTTP).
+
 use std::io;
 use std::path::PathBuf;
 
+use tanto_core::error::ErrorType;
 use tanto_core::workspace::WorkspaceError;
 
 /// Everything that can go wrong in `pull`, `clone` and `repair_index`.
@@ -26,6 +31,20 @@ pub enum HubError {
         status: u16,
         gated: bool,
     },
+    #[error("invalid revision {revision:?}: {reason}; give a branch, tag or commit")]
+    InvalidRevision { revision: String, reason: String },
+    #[error(
+        "refusing to write through {}: {reason}; if the cache is shared, someone may have \
+         planted it: inspect and remove it, then run the same pull again",
+        path.display()
+    )]
+    UnsafeCachePath { path: PathBuf, reason: String },
+    #[error(
+        "refusing to copy {}: {reason}; only regular files and links that stay inside \
+         the model folder are copied",
+        path.display()
+    )]
+    UnsafeSourceEntry { path: PathBuf, reason: String },
     #[error("revision '{revision}' not found in '{repo}'")]
     RevisionNotFound { repo: String, revision: String },
     #[error("file '{file}' not found in '{repo}' at revision {revision}")]
@@ -89,6 +108,37 @@ impl HubError {
         }
     }
 
+    /// The error's type in the shared taxonomy: the CLI's `--json` envelope and the
+    /// server's status both come from it; front-ends only choose the wording.
+    pub fn error_type(&self) -> ErrorType {
+        match self {
+            HubError::InvalidRepoId(_)
+            | HubError::InvalidRevision { .. }
+            | HubError::TargetNotEmpty(_)
+            | HubError::SourceNotADirectory(_) => ErrorType::ValidationError,
+            HubError::RepoNotFound { .. } | HubError::EntryNotFound { .. } => {
+                ErrorType::ModelNotFound
+            }
+            HubError::Unauthorized { .. } => ErrorType::AccessDenied,
+            HubError::RevisionNotFound { .. } => ErrorType::RevisionNotFound,
+            HubError::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
+                ErrorType::PermissionDenied
+            }
+            HubError::UnsafeCachePath { .. } => ErrorType::PermissionDenied,
+            HubError::UnsafeSourceEntry { .. } => ErrorType::UnhealthyModel,
+            HubError::Network { .. }
+            | HubError::HashMismatch { .. }
+            | HubError::DiskFull { .. }
+            | HubError::Offline { .. }
+            | HubError::Cancelled
+            | HubError::Protocol { .. }
+            | HubError::Io { .. }
+            | HubError::DuplicateTensor { .. }
+            | HubError::BadShard { .. }
+            | HubError::Workspace(_) => ErrorType::DownloadFailed,
+        }
+    }
+
     /// True for errors after which running the same pull again resumes.
     pub fn is_resumable(&self) -> bool {
         matches!(
@@ -139,6 +189,107 @@ mod tests {
             endpoint: "http://x".into(),
         };
         assert!(e.to_string().contains("HF_TOKEN"));
+    }
+
+    #[test]
+    fn error_types_match_the_taxonomy() {
+        use std::path::Path;
+        let p = || Path::new("/x").to_path_buf();
+        let s = String::new;
+        let cases: Vec<(HubError, ErrorType)> = vec![
+            (HubError::InvalidRepoId(s()), ErrorType::ValidationError),
+            (
+                HubError::InvalidRevision {
+                    revision: "../x".into(),
+                    reason: s(),
+                },
+                ErrorType::ValidationError,
+            ),
+            (HubError::TargetNotEmpty(p()), ErrorType::ValidationError),
+            (
+                HubError::SourceNotADirectory(p()),
+                ErrorType::ValidationError,
+            ),
+            (
+                HubError::RepoNotFound {
+                    repo: s(),
+                    endpoint: s(),
+                },
+                ErrorType::ModelNotFound,
+            ),
+            (
+                HubError::EntryNotFound {
+                    repo: s(),
+                    revision: s(),
+                    file: s(),
+                },
+                ErrorType::ModelNotFound,
+            ),
+            (
+                HubError::Unauthorized {
+                    repo: s(),
+                    status: 401,
+                    gated: false,
+                },
+                ErrorType::AccessDenied,
+            ),
+            (
+                HubError::RevisionNotFound {
+                    repo: s(),
+                    revision: s(),
+                },
+                ErrorType::RevisionNotFound,
+            ),
+            (
+                HubError::io("/x", io::Error::from(io::ErrorKind::PermissionDenied)),
+                ErrorType::PermissionDenied,
+            ),
+            (
+                HubError::io("/x", io::Error::from(io::ErrorKind::NotFound)),
+                ErrorType::DownloadFailed,
+            ),
+            (
+                HubError::UnsafeCachePath {
+                    path: p(),
+                    reason: s(),
+                },
+                ErrorType::PermissionDenied,
+            ),
+            (
+                HubError::UnsafeSourceEntry {
+                    path: p(),
+                    reason: s(),
+                },
+                ErrorType::UnhealthyModel,
+            ),
+            (
+                HubError::Network {
+                    url: s(),
+                    message: s(),
+                },
+                ErrorType::DownloadFailed,
+            ),
+            (HubError::Cancelled, ErrorType::DownloadFailed),
+            (HubError::Offline { repo: s() }, ErrorType::DownloadFailed),
+            (HubError::DiskFull { path: p() }, ErrorType::DownloadFailed),
+            (
+                HubError::Protocol {
+                    url: s(),
+                    message: s(),
+                },
+                ErrorType::DownloadFailed,
+            ),
+            (
+                HubError::BadShard {
+                    file: s(),
+                    message: s(),
+                },
+                ErrorType::DownloadFailed,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.error_type(), want, "{e:?}");
+        }
     }
 
     #[test]

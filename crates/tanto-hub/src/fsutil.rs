@@ -18,40 +18,54 @@ pub enum CopyMethod {
     Copy,
 }
 
-/// Copy `src` (symlinks followed) to `dst` (must not exist), keeping permissions.
-pub(crate) fn copy_file(src: &Path, dst: &Path) -> Result<CopyMethod, HubError> {
-    if try_reflink(src, dst).map_err(|e| HubError::io(dst, e))? {
-        return Ok(CopyMethod::Reflink);
+/// Open `path` for reading only if it is a regular file: the last component is not
+/// followed (`O_NOFOLLOW`; callers pass a resolved path) and a fifo or device is
+/// refused before any read could block on it. `Ok(None)` for "not a regular file".
+pub(crate) fn open_regular(path: &Path) -> io::Result<Option<File>> {
+    let mut oo = fs::OpenOptions::new();
+    oo.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        oo.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
-    fs::copy(src, dst).map_err(|e| HubError::io(dst, e))?;
-    Ok(CopyMethod::Copy)
+    let f = oo.open(path)?;
+    Ok(f.metadata()?.is_file().then_some(f))
 }
 
-/// `Ok(true)` when the reflink worked; `Ok(false)` when the filesystem cannot (the
-/// destination is then removed so a copy can follow).
-#[cfg(target_os = "linux")]
-fn try_reflink(src: &Path, dst: &Path) -> io::Result<bool> {
-    use std::os::unix::io::AsRawFd;
-    let s = File::open(src)?;
-    let perms = s.metadata()?.permissions();
-    let d = fs::OpenOptions::new()
+/// Copy the open regular file `src` to `dst` (must not exist), keeping permissions.
+pub(crate) fn copy_file(src: &File, dst: &Path) -> Result<CopyMethod, HubError> {
+    let perms = src
+        .metadata()
+        .map_err(|e| HubError::io(dst, e))?
+        .permissions();
+    let mut d = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(dst)?;
+        .open(dst)
+        .map_err(|e| HubError::io(dst, e))?;
+    let method = if try_reflink(src, &d) {
+        CopyMethod::Reflink
+    } else {
+        io::copy(&mut &*src, &mut d).map_err(|e| HubError::io(dst, e))?;
+        CopyMethod::Copy
+    };
+    d.set_permissions(perms).map_err(|e| HubError::io(dst, e))?;
+    Ok(method)
+}
+
+/// True when `dst` now shares `src`'s extents (FICLONE); false when the filesystem
+/// cannot, with `dst` still empty so a copy can follow.
+#[cfg(target_os = "linux")]
+fn try_reflink(src: &File, dst: &File) -> bool {
+    use std::os::unix::io::AsRawFd;
     // SAFETY: ioctl(FICLONE) with two valid descriptors.
-    let rc = unsafe { libc::ioctl(d.as_raw_fd(), libc::FICLONE, s.as_raw_fd()) };
-    if rc == 0 {
-        d.set_permissions(perms)?;
-        return Ok(true);
-    }
-    drop(d);
-    fs::remove_file(dst)?;
-    Ok(false)
+    unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) == 0 }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn try_reflink(_src: &Path, _dst: &Path) -> io::Result<bool> {
-    Ok(false)
+fn try_reflink(_src: &File, _dst: &File) -> bool {
+    false
 }
 
 /// A directory that is removed on drop unless [`TempDir::keep`] was called.
@@ -130,12 +144,28 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let (a, b) = (d.path().join("a"), d.path().join("b"));
         fs::write(&a, b"hello").unwrap();
-        let m = copy_file(&a, &b).unwrap();
+        let src = open_regular(&a).unwrap().unwrap();
+        let m = copy_file(&src, &b).unwrap();
         assert!(matches!(m, CopyMethod::Reflink | CopyMethod::Copy));
+        assert_eq!(fs::read(&b).unwrap(), b"hello");
         fs::write(&b, b"changed").unwrap();
         assert_eq!(fs::read(&a).unwrap(), b"hello");
         // Never overwrites.
-        assert!(copy_file(&a, &b).is_err());
+        assert!(copy_file(&src, &b).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn open_regular_refuses_links_and_fifos() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, l, p) = (d.path().join("a"), d.path().join("l"), d.path().join("p"));
+        fs::write(&a, b"x").unwrap();
+        std::os::unix::fs::symlink(&a, &l).unwrap();
+        assert!(open_regular(&l).is_err());
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(open_regular(&p).unwrap().is_none());
     }
 
     #[test]

@@ -26,6 +26,14 @@
 //!   `.locks/models--org--name/<etag>.lock` (`flock`, shared with Python). LFS files
 //!   are sha256-verified and git files sha1-verified before the atomic rename. Up to
 //!   [`PullOptions::concurrency`] files download at once.
+//! * Safe on a shared cache: the revision must be a valid git ref name or commit;
+//!   no write follows a link planted inside the repo folder (folders are checked
+//!   component by component, `.incomplete` files opened `O_NOFOLLOW`, other files
+//!   written to an `O_EXCL` temporary and renamed). The token goes only to the
+//!   endpoint's exact origin (scheme, host, port), never across a redirect to
+//!   another. A file needs a size or a verifiable hash, and no more bytes than
+//!   announced are kept ([`PullOptions::max_unsized_bytes`] bounds a file with a
+//!   hash but no size).
 //! * Settings come from [`PullOptions`], else the environment ([`HubConfig::from_env`]):
 //!   `HF_ENDPOINT`, `HF_TOKEN` / `HUGGING_FACE_HUB_TOKEN` / `HUGGINGFACE_HUB_TOKEN` /
 //!   `$HF_TOKEN_PATH` / `$HF_HOME/token`, `HF_HUB_OFFLINE`, the cache dir from
@@ -36,12 +44,16 @@
 //!   [`PendingPull::resume_command`] tells the user how to resume.
 //! * Errors are typed ([`HubError`]): `RepoNotFound`, `Unauthorized` (gated/private:
 //!   set `HF_TOKEN`), `RevisionNotFound`, `EntryNotFound`, `Network` (resume hint),
-//!   `HashMismatch` (the partial file is deleted), `DiskFull`, `Offline`, `Cancelled`.
+//!   `HashMismatch` (the partial file is deleted), `DiskFull`, `Offline`, `Cancelled`,
+//!   `InvalidRevision`, `UnsafeCachePath` (a planted link refused). Each has its
+//!   taxonomy type in [`HubError::error_type`].
 //!
 //! # Clone
 //!
 //! [`clone_snapshot`]`(src_snapshot_dir, target, source_repo, source_revision)` copies a
-//! snapshot (symlinks dereferenced) into a new self-contained workspace: reflink
+//! snapshot (symlinks dereferenced, but only those that stay inside the repo folder
+//! `models--org--name`; regular files only, else `UnsafeSourceEntry`) into a new
+//! self-contained workspace: reflink
 //! (`FICLONE`) where the filesystem allows, else a plain copy. Never a hardlink: a
 //! hardlink shares the cache blob's inode, so editing the workspace would silently
 //! modify the cache. The copy is built in a hidden temporary folder next to the target
@@ -53,7 +65,8 @@
 //! [`repair_index`]`(src_dir, dst_dir)` copies a model into a new workspace and rebuilds
 //! `model.safetensors.index.json` from the shard headers (`weight_map` tensor → shard,
 //! `metadata.total_size` = sum of tensor byte sizes), sentinel operation `convert`,
-//! mode `repair-index`.
+//! mode `repair-index`. Its copy follows the same rule as clone: links must stay
+//! inside the model folder.
 
 mod clone;
 mod config;
@@ -70,5 +83,5 @@ pub use error::HubError;
 pub use fsutil::CopyMethod;
 pub use pull::{
     matches_patterns, pending_pull, pull, FileStatus, PendingPull, PlannedFile, Progress,
-    PullOptions, PullReport, PulledFile,
+    PullOptions, PullReport, PulledFile, DEFAULT_MAX_UNSIZED_BYTES,
 };

@@ -16,7 +16,16 @@ impl FileLock {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }
-        let file = match OpenOptions::new().create_new(true).write(true).open(path) {
+        // O_NOFOLLOW: a lock file replaced by a link (shared cache) is refused, not
+        // opened through. create_new (O_EXCL) never follows one anyway.
+        let mut oo = OpenOptions::new();
+        oo.write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            oo.custom_flags(libc::O_NOFOLLOW);
+        }
+        let file = match oo.clone().create_new(true).open(path) {
             Ok(f) => {
                 // Python's filelock leaves lock files group-writable (0664).
                 #[cfg(unix)]
@@ -26,9 +35,7 @@ impl FileLock {
                 }
                 f
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                OpenOptions::new().write(true).open(path)?
-            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => oo.open(path)?,
             Err(e) => return Err(e),
         };
         lock_exclusive(&file)?;

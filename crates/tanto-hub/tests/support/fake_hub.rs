@@ -12,7 +12,8 @@
 //!   relative redirects for renamed repos.
 //!
 //! Faults: drop the connection after N body bytes (for the next K responses), serve
-//! corrupted LFS bytes, ignore `Range`.
+//! corrupted LFS bytes, ignore `Range`, redirect every request to another server,
+//! endless git-file bodies, listings without sizes, etags that are not hashes.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -155,6 +156,15 @@ pub struct Faults {
     pub ignore_range: bool,
     /// Throttle bodies to about this many bytes per second.
     pub rate: Option<u64>,
+    /// Answer every request with a 307 to this base URL + the same path and query.
+    pub redirect_to: Option<String>,
+    /// Git files: no Content-Length, and a GET body that never ends (the content,
+    /// then filler bytes forever).
+    pub endless_body: bool,
+    /// The listing carries no `size`.
+    pub hide_sizes: bool,
+    /// Git files' ETag is `"v-<sha1>"`, not a hash the client can verify.
+    pub opaque_etags: bool,
 }
 
 #[derive(Default)]
@@ -236,6 +246,22 @@ impl FakeHub {
 
     pub fn set_ignore_range(&self, on: bool) {
         self.state.faults.lock().unwrap().ignore_range = on;
+    }
+
+    pub fn set_redirect_to(&self, base: Option<String>) {
+        self.state.faults.lock().unwrap().redirect_to = base;
+    }
+
+    pub fn set_endless_body(&self, on: bool) {
+        self.state.faults.lock().unwrap().endless_body = on;
+    }
+
+    pub fn set_hide_sizes(&self, on: bool) {
+        self.state.faults.lock().unwrap().hide_sizes = on;
+    }
+
+    pub fn set_opaque_etags(&self, on: bool) {
+        self.state.faults.lock().unwrap().opaque_etags = on;
     }
 
     pub fn rename(&self, old: &str, new: &str) {
@@ -367,6 +393,15 @@ async fn handle(
             .unwrap_or_default()
     ));
     let path = uri.path().to_string();
+    let redirect = st.faults.lock().unwrap().redirect_to.clone();
+    if let Some(base) = redirect {
+        let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        return Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header("location", format!("{base}{pq}"))
+            .body(Body::empty())
+            .unwrap();
+    }
     if let Some(rest) = path.strip_prefix("/api/models/") {
         return api_info(&st, rest, &uri, &headers);
     }
@@ -490,13 +525,16 @@ fn api_info(st: &HubState, rest: &str, uri: &Uri, headers: &HeaderMap) -> Respon
         );
     };
     let blobs = uri.query().is_some_and(|q| q.contains("blobs=true"));
+    let hide_sizes = st.faults.lock().unwrap().hide_sizes;
     let siblings: Vec<serde_json::Value> = repo
         .files
         .iter()
         .map(|f| {
             let mut v = serde_json::json!({ "rfilename": f.path });
             if blobs {
-                v["size"] = f.content.len().into();
+                if !hide_sizes {
+                    v["size"] = f.content.len().into();
+                }
                 v["blobId"] = f.git_sha1().into();
                 if f.lfs {
                     v["lfs"] = serde_json::json!({
@@ -589,15 +627,43 @@ fn api_tree(st: &HubState, repo_id: &str, rev: &str, headers: &HeaderMap) -> Res
 /// Serve file bytes (HEAD: headers only) with Range and the configured faults.
 fn serve_bytes(st: &HubState, method: &Method, f: &FakeFile, range: Option<&str>) -> Response {
     let mut content: Vec<u8> = (*f.content).clone();
-    let (drop_at, ignore_range, rate) = {
+    let (drop_at, ignore_range, rate, endless, opaque) = {
         let faults = st.faults.lock().unwrap();
         if f.lfs && faults.corrupt_lfs && !content.is_empty() {
             content[0] ^= 0xff;
         }
-        (faults.drop_after, faults.ignore_range, faults.rate)
+        (
+            faults.drop_after,
+            faults.ignore_range,
+            faults.rate,
+            faults.endless_body && !f.lfs,
+            faults.opaque_etags && !f.lfs,
+        )
     };
     let total = content.len() as u64;
-    let etag = format!("\"{}\"", f.etag());
+    let etag = if opaque {
+        format!("\"v-{}\"", f.etag())
+    } else {
+        format!("\"{}\"", f.etag())
+    };
+    if endless {
+        let rb = Response::builder()
+            .status(StatusCode::OK)
+            .header("etag", etag)
+            .header("content-type", "application/octet-stream");
+        if *method == Method::HEAD {
+            // A body of unknown length, so that no Content-Length: 0 is added.
+            let none = futures_util::stream::empty::<Result<Bytes, std::io::Error>>();
+            return rb.body(Body::from_stream(none)).unwrap();
+        }
+        let head = Bytes::from(content);
+        let filler = Bytes::from(vec![b'x'; 64 * 1024]);
+        let stream = futures_util::stream::unfold(0u64, move |n| {
+            let chunk = if n == 0 { head.clone() } else { filler.clone() };
+            async move { Some((Ok::<Bytes, std::io::Error>(chunk), n + 1)) }
+        });
+        return rb.body(Body::from_stream(stream)).unwrap();
+    }
     let mut start = 0u64;
     let mut status = StatusCode::OK;
     if let Some(r) = range.filter(|_| !ignore_range) {
