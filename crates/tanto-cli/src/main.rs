@@ -150,7 +150,7 @@ fn real_main() -> i32 {
         Command::Health(a) => cmd::health::run(a),
         Command::Rm(a) => cmd::rm::run(a),
         Command::Run(a) => cmd::run::run(a),
-        Command::Serve(a) => Ok(cmd::serve::run(a)),
+        Command::Serve(a) => cmd::serve::run(a),
         Command::Pull(a) => cmd::hub::pull(a),
         Command::Clone(a) => cmd::hub::clone(a),
         Command::Convert(a) => cmd::hub::convert(a),

@@ -1,12 +1,12 @@
 //! Gathering models for list / health: every workspace and cache repo,
 //! probed in parallel (probing is metadata-only, so this stays fast).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use tanto_core::probe::{self, Probe};
 use tanto_core::report;
-use tanto_core::resolve::{self, Location, Resolved, Stores};
-use tanto_core::store::{self, CacheRepo};
+use tanto_core::resolve::{self, Resolved, Stores};
+use tanto_core::store;
 use tanto_core::workspace::WorkspaceState;
 
 /// One listed model with everything the renderers need.
@@ -31,30 +31,6 @@ impl Entry {
     }
 }
 
-fn cache_entry(repo: CacheRepo) -> Resolved {
-    let snapshot = repo.default_snapshot();
-    Resolved {
-        name: repo.repo_id.clone(),
-        display_name: repo.repo_id.clone(),
-        location: Location::Cache {
-            repo,
-            snapshot,
-            pinned: false,
-        },
-        fuzzy: false,
-    }
-}
-
-fn folder_entry(dir: PathBuf, display: String) -> Resolved {
-    let managed = store::is_workspace(&dir);
-    Resolved {
-        name: dir.display().to_string(),
-        display_name: display,
-        location: Location::Folder { dir, managed },
-        fuzzy: false,
-    }
-}
-
 /// Model folders for an explicit-path pattern: the folder itself if it is a
 /// model, else its model subfolders, else prefix matches in its parent.
 fn path_entries(pattern: &str) -> Vec<Resolved> {
@@ -62,13 +38,16 @@ fn path_entries(pattern: &str) -> Vec<Resolved> {
     let abs = std::fs::canonicalize(&p).unwrap_or(p.clone());
     if abs.is_dir() {
         if store::is_model_dir(&abs) {
-            return vec![folder_entry(abs.clone(), abs.display().to_string())];
+            return vec![Resolved::from_folder(
+                abs.clone(),
+                abs.display().to_string(),
+            )];
         }
         return store::workspaces(&abs)
             .into_iter()
             .map(|d| {
                 let display = d.display().to_string();
-                folder_entry(d, display)
+                Resolved::from_folder(d, display)
             })
             .collect();
     }
@@ -90,7 +69,7 @@ fn path_entries(pattern: &str) -> Vec<Resolved> {
         .map(|d| {
             let abs = std::fs::canonicalize(&d).unwrap_or(d);
             let display = abs.display().to_string();
-            folder_entry(abs, display)
+            Resolved::from_folder(abs, display)
         })
         .collect()
 }
@@ -98,29 +77,17 @@ fn path_entries(pattern: &str) -> Vec<Resolved> {
 /// Everything `list` / `health` cover, filtered by an optional pattern
 /// (case-insensitive substring; explicit paths list that folder).
 pub fn gather(stores: &Stores, pattern: Option<&str>) -> Vec<Entry> {
-    let mut targets: Vec<Resolved> = Vec::new();
-    if let Some(pat) = pattern.filter(|p| resolve::is_explicit_path(p)) {
-        targets = path_entries(pat);
-    } else {
-        let needle = pattern.map(str::to_lowercase);
-        let hit = |s: &str| needle.as_ref().is_none_or(|n| s.to_lowercase().contains(n));
-        if let Some(home) = stores.workspace_home.as_deref() {
-            for d in store::workspaces(home) {
-                let name = d
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                if hit(&name) {
-                    targets.push(folder_entry(d, name));
-                }
-            }
+    let targets: Vec<Resolved> = match pattern.filter(|p| resolve::is_explicit_path(p)) {
+        Some(pat) => path_entries(pat),
+        None => {
+            let needle = pattern.map(str::to_lowercase);
+            let hit = |s: &str| needle.as_ref().is_none_or(|n| s.to_lowercase().contains(n));
+            resolve::all_models(stores)
+                .into_iter()
+                .filter(|r| hit(&r.display_name))
+                .collect()
         }
-        for repo in store::cache_repos(&stores.cache) {
-            if hit(&repo.repo_id) {
-                targets.push(cache_entry(repo));
-            }
-        }
-    }
+    };
     probe_all(targets)
 }
 
@@ -155,12 +122,4 @@ pub fn probe_all(targets: Vec<Resolved>) -> Vec<Entry> {
         }
     });
     slots.into_iter().flatten().collect()
-}
-
-/// Is `p` inside `root` (both canonicalised)? Guards every deletion.
-pub fn is_within(p: &Path, root: &Path) -> bool {
-    match (std::fs::canonicalize(p), std::fs::canonicalize(root)) {
-        (Ok(a), Ok(b)) => a.starts_with(&b) && a != b,
-        _ => false,
-    }
 }

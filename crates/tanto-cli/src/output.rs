@@ -4,7 +4,7 @@
 //! Commands return `Result<i32, CliError>`; `main` hands an error to
 //! [`report`], which prints it once, in the envelope with `--json` or as a
 //! human line on stderr (ripgrep's shape). The JSON `error.type` uses
-//! mlx-knife's names ([`mlx_knife_type`]) so its scripts keep working;
+//! mlx-knife's names (`ErrorType::mlx_knife_name` in tanto-core) so its scripts keep working;
 //! tanto's finer type rides along as `error.tanto_type`.
 
 use std::io::{IsTerminal, Write};
@@ -50,40 +50,12 @@ impl From<TantoError> for CliError {
 /// What every command returns: an exit code, or the error `main` prints.
 pub type CmdResult = Result<i32, CliError>;
 
-/// mlx-knife 2.0.8's `error.type` for a tanto error in a command (`None` =
-/// the CLI layer, before a command runs). The one place this mapping lives.
-pub fn mlx_knife_type(command: Option<&str>, kind: ErrorType) -> &'static str {
-    use ErrorType as E;
-    match (command, kind) {
-        (None, _) => "CommandError",
-        // mlx-knife reports every run failure as one type.
-        (Some("run"), _) => "execution_error",
-        // An unknown @hash is a model that is not there (rm included).
-        (_, E::RevisionNotFound) => "model_not_found",
-        // mlx-knife's pre-flight answers a missing repo as access denied.
-        (Some("pull"), E::ModelNotFound) => "access_denied",
-        // convert: a missing mode is an invalid argument, a bad path a ValueError.
-        (Some("convert"), E::InvalidRequest) => "InvalidArgumentError",
-        (Some("convert"), E::ValidationError) => "ValueError",
-        (Some("clone"), E::ValidationError) => "InvalidTargetError",
-        (_, E::ValidationError) => "ValidationError",
-        (_, E::MissingBackend) => "not_implemented",
-        (Some("show"), E::InternalError) => "show_operation_failed",
-        (Some("health"), E::InternalError) => "health_check_failed",
-        (Some("rm"), E::InternalError) => "deletion_failed",
-        (Some("pull"), E::InternalError) => "pull_operation_failed",
-        (Some("clone"), E::InternalError) => "CloneOperationError",
-        (_, E::InternalError) => "InternalError",
-        (_, k) => k.as_str(),
-    }
-}
-
 /// The envelope's `error` object: mlx-knife's `type`, the message, tanto's
 /// hint and extra fields, and tanto's own type as `tanto_type`.
 pub fn error_json(command: Option<&str>, err: &TantoError) -> Value {
     let mut v = serde_json::to_value(err).unwrap_or_else(|_| json!({}));
     if let Some(o) = v.as_object_mut() {
-        o.insert("type".into(), json!(mlx_knife_type(command, err.kind)));
+        o.insert("type".into(), json!(err.kind.mlx_knife_name(command)));
         o.insert("message".into(), json!(err.message));
         o.insert("tanto_type".into(), json!(err.kind.as_str()));
     }
@@ -147,11 +119,6 @@ pub fn report(command: Option<&str>, json: bool, err: &CliError) -> i32 {
         print_error(command, &err.error);
     }
     EXIT_ERROR
-}
-
-/// [`report`] for commands that still print their own errors (`serve`).
-pub fn fail(command: &str, json: bool, err: &TantoError) -> i32 {
-    report(Some(command), json, &CliError::from(err.clone()))
 }
 
 pub fn internal(msg: impl Into<String>) -> TantoError {

@@ -31,6 +31,35 @@ pub enum ErrorType {
 }
 
 impl ErrorType {
+    /// mlx-knife 2.0.8's CLI `error.type` for this error in `command` (`None` =
+    /// the CLI layer, before a command runs). The one place this mapping lives;
+    /// the CLI's `--json` envelope puts tanto's own name in `tanto_type`.
+    pub fn mlx_knife_name(self, command: Option<&str>) -> &'static str {
+        use ErrorType as E;
+        match (command, self) {
+            (None, _) => "CommandError",
+            // mlx-knife reports every run failure as one type.
+            (Some("run"), _) => "execution_error",
+            // An unknown @hash is a model that is not there (rm included).
+            (_, E::RevisionNotFound) => "model_not_found",
+            // mlx-knife's pre-flight answers a missing repo as access denied.
+            (Some("pull"), E::ModelNotFound) => "access_denied",
+            // convert: a missing mode is an invalid argument, a bad path a ValueError.
+            (Some("convert"), E::InvalidRequest) => "InvalidArgumentError",
+            (Some("convert"), E::ValidationError) => "ValueError",
+            (Some("clone"), E::ValidationError) => "InvalidTargetError",
+            (_, E::ValidationError) => "ValidationError",
+            (_, E::MissingBackend) => "not_implemented",
+            (Some("show"), E::InternalError) => "show_operation_failed",
+            (Some("health"), E::InternalError) => "health_check_failed",
+            (Some("rm"), E::InternalError) => "deletion_failed",
+            (Some("pull"), E::InternalError) => "pull_operation_failed",
+            (Some("clone"), E::InternalError) => "CloneOperationError",
+            (_, E::InternalError) => "InternalError",
+            (_, k) => k.as_str(),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorType::ModelNotFound => "model_not_found",

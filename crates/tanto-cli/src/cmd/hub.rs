@@ -17,6 +17,7 @@ use serde_json::json;
 use tanto_core::error::{ErrorType, TantoError};
 use tanto_core::naming;
 use tanto_core::probe;
+use tanto_core::resolve::cache::PendingPull;
 use tanto_core::resolve::{self, Location, Stores};
 use tanto_hub::{FileStatus, HubError, PlannedFile, Progress, PullOptions};
 
@@ -24,19 +25,7 @@ use crate::models::Entry;
 use crate::output::{self, errln, human_size, outln, CliError, CmdResult};
 
 fn hub_err(e: &HubError, resume: Option<&str>) -> TantoError {
-    let kind = match e {
-        HubError::InvalidRepoId(_) => ErrorType::ValidationError,
-        HubError::RepoNotFound { .. } | HubError::EntryNotFound { .. } => ErrorType::ModelNotFound,
-        HubError::Unauthorized { .. } => ErrorType::AccessDenied,
-        HubError::RevisionNotFound { .. } => ErrorType::RevisionNotFound,
-        HubError::TargetNotEmpty(_) | HubError::SourceNotADirectory(_) => {
-            ErrorType::ValidationError
-        }
-        HubError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
-            ErrorType::PermissionDenied
-        }
-        _ => ErrorType::DownloadFailed,
-    };
+    let kind = e.error_type();
     let mut t = TantoError::new(kind, e.to_string());
     if let (true, Some(cmd)) = (e.is_resumable(), resume) {
         t = t.with_hint(format!("resume with: {cmd}"));
@@ -338,16 +327,17 @@ pub fn pull(a: PullArgs) -> CmdResult {
     opts.exclude = a.exclude.clone();
     opts.progress = Some(bars.clone());
     opts.cancel = Some(cancel);
-    let mut resume = format!("tanto pull {base}");
-    if let Some(r) = &revision {
-        resume.push_str(&format!(" --revision {r}"));
+    // The same command (and quoting) `list`/`health` print for the marker.
+    let resume = PendingPull {
+        repo_id: base.to_string(),
+        revision: revision.clone().unwrap_or_else(|| "main".into()),
+        commit: String::new(),
+        files: Vec::new(),
+        include: a.include.clone(),
+        exclude: a.exclude.clone(),
+        incomplete_blobs: Vec::new(),
     }
-    for p in &a.include {
-        resume.push_str(&format!(" --include '{p}'"));
-    }
-    for p in &a.exclude {
-        resume.push_str(&format!(" --exclude '{p}'"));
-    }
+    .resume_command();
     let report = match tanto_hub::pull(&opts) {
         Ok(r) => r,
         Err(e) => {

@@ -95,7 +95,7 @@ pub fn render_human(d: &Data, args: &Args) {
     let mut hidden = 0usize;
     for e in entries {
         let p = &e.probe;
-        let runnable = p.health.healthy && p.runtime.compatible;
+        let runnable = p.runnable();
         if !args.all && !runnable {
             hidden += 1;
             continue;

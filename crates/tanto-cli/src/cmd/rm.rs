@@ -9,7 +9,6 @@
 //! errors included (`action` `ambiguous` / `unknown`; `model` is the resolved
 //! name, `null` when nothing resolved).
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -17,10 +16,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 use tanto_core::error::{ErrorType, TantoError};
 use tanto_core::resolve::{self, Location, Stores};
-use tanto_core::store::CacheRepo;
 
-use crate::models::is_within;
 use crate::output::{self, outln, CliError, CmdResult};
+use tanto_core::resolve::cache::is_within;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -45,58 +43,6 @@ fn confirm(question: &str) -> bool {
         return false;
     }
     matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
-}
-
-/// Blob files a snapshot's symlinks point to (canonical paths).
-fn blobs_of(snapshot: &Path) -> BTreeSet<PathBuf> {
-    let mut out = BTreeSet::new();
-    let mut stack = vec![snapshot.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = fs::read_dir(&d) else { continue };
-        for e in rd.flatten() {
-            let p = e.path();
-            let Ok(m) = fs::symlink_metadata(&p) else {
-                continue;
-            };
-            if m.file_type().is_symlink() {
-                if let Ok(t) = fs::canonicalize(&p) {
-                    out.insert(t);
-                }
-            } else if m.is_dir() {
-                stack.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// Remove one snapshot and what only it uses. Returns (removed blobs, removed refs).
-fn remove_revision(repo: &CacheRepo, commit: &str) -> std::io::Result<(usize, Vec<String>)> {
-    let snaps = repo.snapshots();
-    let target = repo.dir.join("snapshots").join(commit);
-    let mine = blobs_of(&target);
-    let mut others = BTreeSet::new();
-    for s in snaps.iter().filter(|s| s.commit != commit) {
-        others.extend(blobs_of(&s.path));
-    }
-    let blobs_dir = fs::canonicalize(repo.dir.join("blobs")).ok();
-    fs::remove_dir_all(&target)?;
-    let mut removed = 0;
-    for b in mine.difference(&others) {
-        // Only ever delete inside this repo's blobs/ folder.
-        if blobs_dir.as_ref().is_some_and(|bd| b.starts_with(bd)) {
-            fs::remove_file(b)?;
-            removed += 1;
-        }
-    }
-    let mut refs = Vec::new();
-    for (name, c) in repo.refs() {
-        if c == commit {
-            fs::remove_file(repo.dir.join("refs").join(&name))?;
-            refs.push(name);
-        }
-    }
-    Ok((removed, refs))
 }
 
 /// mlx-knife's `data` fields, present on every answer (and on errors):
@@ -280,7 +226,8 @@ fn execute(args: &Args) -> Result<Value, CliError> {
         let Some(s) = snapshot else {
             return Err(output::internal("pinned revision without snapshot").into());
         };
-        remove_revision(&repo, &s.commit).map(|(blobs, refs)| {
+        repo.remove_revision(&s.commit).map(|removed| {
+            let (blobs, refs) = (removed.blobs, removed.refs);
             // The repo goes entirely when its last snapshot is gone.
             let last = repo.snapshots().is_empty();
             if last {
@@ -302,14 +249,8 @@ fn execute(args: &Args) -> Result<Value, CliError> {
             d
         })
     } else {
-        fs::remove_dir_all(&repo.dir).map(|_| {
-            let mut cleaned = Vec::new();
-            if let Some(n) = repo.dir.file_name() {
-                let ld = stores.cache.join(".locks").join(n);
-                if ld.is_dir() && fs::remove_dir_all(&ld).is_ok() {
-                    cleaned = rel_locks(&locks, &stores.cache);
-                }
-            }
+        repo.remove_repo(&stores.cache).map(|cleaned| {
+            let cleaned = rel_locks(&cleaned, &stores.cache);
             let mut d = rm_data(
                 Some(&repo.repo_id),
                 "deleted",

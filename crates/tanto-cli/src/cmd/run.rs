@@ -60,16 +60,9 @@ pub struct Args {
     pub json: bool,
 }
 
+/// An engine failure in the wire taxonomy: the engine classifies its own errors.
 fn engine_err(e: EngineError) -> TantoError {
-    let kind = match e {
-        EngineError::UnsupportedArchitecture(_) => ErrorType::RuntimeIncompatible,
-        EngineError::NoChatTemplate | EngineError::PromptTooLong { .. } => {
-            ErrorType::ValidationError
-        }
-        EngineError::InvalidModel { .. } | EngineError::Io { .. } => ErrorType::UnhealthyModel,
-        _ => ErrorType::ExecutionError,
-    };
-    TantoError::new(kind, e.to_string())
+    TantoError::new(e.error_type(), e.to_string())
 }
 
 /// The prompt from arguments and stdin. `Ok(None)` = interactive.

@@ -6,30 +6,11 @@ use std::time::Duration;
 use tanto_core::error::{ErrorType, TantoError};
 use tanto_server::ServeConfig;
 
-use crate::output;
+use crate::output::{self, CmdResult};
 
-/// `300`, `300s`, `5m`, `1h`, `0` (never) → Duration.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (s, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (e.g. 300s, 5m, 1h, 0)"))?;
-    if v < 0.0 || !v.is_finite() {
-        return Err(format!("'{s}' is not a duration"));
-    }
-    Ok(Duration::from_secs_f64(v * mult))
+/// clap's value parser over core's one duration grammar.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    tanto_core::duration::parse_duration(s).map_err(|e| e.to_string())
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -99,7 +80,7 @@ pub struct Args {
     pub threads: Option<usize>,
 }
 
-pub fn run(a: Args) -> i32 {
+pub fn run(a: Args) -> CmdResult {
     // main() restores the default SIGPIPE for `tanto list | head`; a server
     // must not die when a client resets its connection mid-write.
     tanto_server::ignore_sigpipe();
@@ -108,7 +89,7 @@ pub fn run(a: Args) -> i32 {
             ErrorType::ValidationError,
             "--max-loaded must be at least 1",
         );
-        return output::fail("serve", false, &e);
+        return Err(e.into());
     }
     let cfg = ServeConfig {
         host: a.host,
@@ -131,14 +112,12 @@ pub fn run(a: Args) -> i32 {
         ..ServeConfig::default()
     };
     match tanto_server::run_blocking(cfg) {
-        Ok(()) => output::EXIT_OK,
-        Err(e) => {
-            let te = match e.downcast_ref::<TantoError>() {
-                Some(t) => t.clone(),
-                None => output::internal(format!("{e:#}")),
-            };
-            output::fail("serve", false, &te)
+        Ok(()) => Ok(output::EXIT_OK),
+        Err(e) => Err(match e.downcast_ref::<TantoError>() {
+            Some(t) => t.clone(),
+            None => output::internal(format!("{e:#}")),
         }
+        .into()),
     }
 }
 
@@ -147,13 +126,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("300"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+    fn flags_use_cores_duration_grammar() {
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("soon").unwrap_err().contains("soon"));
     }
 }

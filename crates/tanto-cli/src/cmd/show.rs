@@ -29,12 +29,19 @@ pub struct Args {
     /// Print every policy gate and its verdict, in order
     #[arg(long)]
     pub explain: bool,
+    /// With --explain: the memory budget `tanto serve --memory-budget` would apply (default: $TANTO_MEMORY_BUDGET)
+    #[arg(long, value_parser = parse_size, requires = "explain")]
+    pub memory_budget: Option<u64>,
     /// Recompute and store a managed workspace's content hash
     #[arg(long)]
     pub recalc_hash: bool,
     /// Print the JSON envelope
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    host::parse_size(s).ok_or_else(|| format!("'{s}' is not a size (e.g. 512M, 4G)"))
 }
 
 /// The request the model's main modality implies (what `--explain` evaluates).
@@ -195,7 +202,7 @@ pub fn gather(args: &Args) -> Result<Data, TantoError> {
             p,
             default_request(p),
             &host::detect(),
-            &PolicyConfig::from_env(),
+            &PolicyConfig::from_env().with_memory_budget(args.memory_budget),
         )
     });
     Ok(Data {

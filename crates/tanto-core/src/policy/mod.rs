@@ -136,6 +136,11 @@ impl PolicyConfig {
                 c.memory_threshold = v;
             }
         }
+        // The same variable `tanto serve` reads, so `show --explain` answers
+        // with the server's 507.
+        if let Ok(raw) = std::env::var("TANTO_MEMORY_BUDGET") {
+            c.memory_budget = crate::host::parse_size(&raw);
+        }
         c
     }
 
