@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tanto/target}"
 export TANTO_TEST_MODELS="${TANTO_TEST_MODELS:-$HOME/.cache/tanto/test-models}"
+# The models are fetched just below, so a real-model test that finds none is a failure, not a skip.
+export TANTO_REQUIRE_TEST_MODELS="${TANTO_REQUIRE_TEST_MODELS:-1}"
 
 bash scripts/fetch-test-models.sh
 
