@@ -151,9 +151,8 @@ pub struct Manager {
     opts: LoadOptions,
     allow_paths: bool,
     max_loaded: usize,
-    budget: Option<u64>,
-    /// The policy's tunables, with this server's budget: the policy, not the
-    /// manager, refuses a model over it (507).
+    /// The policy's tunables, with this server's memory budget: the policy
+    /// refuses a model over it (507); the manager evicts to stay within it.
     policy: PolicyConfig,
     pub default_max_tokens: Option<usize>,
     pub default_model: Option<String>,
@@ -191,7 +190,6 @@ impl Manager {
             },
             allow_paths: cfg.allow_paths,
             max_loaded: cfg.max_loaded.max(1),
-            budget,
             policy: from_env.with_memory_budget(budget),
             default_max_tokens: cfg.max_tokens,
             default_model: cfg.model.clone(),
@@ -361,7 +359,7 @@ impl Manager {
                 })
                 .sum();
             let over_count = count >= self.max_loaded;
-            let over_mem = self.budget.is_some_and(|b| used + need > b);
+            let over_mem = self.policy.memory_budget.is_some_and(|b| used + need > b);
             if !over_count && !over_mem {
                 return;
             }

@@ -162,7 +162,7 @@ impl Fixture {
         fs::write(e.join("modules.json"), "[]").unwrap();
         fs::write(e.join("tokenizer.json"), "{}").unwrap();
         write_safetensors(&e.join("model.safetensors"));
-        // MLX-quantized weights: no engine in this build.
+        // An MLX-quantized chat model: no engine in this build.
         let m = f.snap("test/mlx-4bit");
         fs::write(
             m.join("config.json"),
@@ -170,6 +170,11 @@ impl Fixture {
         )
         .unwrap();
         fs::write(m.join("tokenizer.json"), "{}").unwrap();
+        fs::write(
+            m.join("tokenizer_config.json"),
+            r#"{"chat_template":"{% for m in messages %}{{ m.content }}{% endfor %}"}"#,
+        )
+        .unwrap();
         write_safetensors(&m.join("model.safetensors"));
         f
     }
