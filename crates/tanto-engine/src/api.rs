@@ -248,25 +248,68 @@ pub struct LoadOptions {
     pub threads: Option<usize>,
 }
 
+/// A prompt rendered and tokenized once ([`TextModel::encode`]), so a caller can
+/// check its length and then generate from the same ids without tokenizing twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedPrompt {
+    /// The token ids fed to the model, as `generate` would make them.
+    pub ids: Vec<u32>,
+    /// The rendered prompt ends inside an open `<think>` block, so the first
+    /// generated text is reasoning.
+    pub opens_think: bool,
+}
+
+impl EncodedPrompt {
+    /// Prompt length in tokens.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
 /// A loaded text-generation model. One generation at a time (`&mut self`);
 /// the server queues requests in front of it.
+///
+/// Implementors provide [`encode`](TextModel::encode) and
+/// [`generate_encoded`](TextModel::generate_encoded); `count_tokens` and
+/// `generate` are those two composed.
 pub trait TextModel: Send {
     fn info(&self) -> &TextModelInfo;
 
     /// Render a prompt to the exact text fed to the tokenizer (for tests / --verbose).
     fn render(&self, prompt: &Prompt) -> Result<String, EngineError>;
 
-    /// Token count of a prompt after rendering (for validation against context).
-    fn count_tokens(&self, prompt: &Prompt) -> Result<usize, EngineError>;
+    /// Render and tokenize a prompt exactly as `generate` does.
+    fn encode(&self, prompt: &Prompt) -> Result<EncodedPrompt, EngineError>;
 
-    /// Generate, streaming deltas to `sink`; returning `Flow::Stop` cancels
-    /// within one token.
+    /// Generate from an already encoded prompt, streaming deltas to `sink`;
+    /// returning `Flow::Stop` cancels within one token.
+    fn generate_encoded(
+        &mut self,
+        prompt: &EncodedPrompt,
+        params: &GenerationParams,
+        sink: &mut dyn FnMut(Delta<'_>) -> Flow,
+    ) -> Result<GenerationOutput, EngineError>;
+
+    /// Token count of a prompt after rendering (for validation against context).
+    fn count_tokens(&self, prompt: &Prompt) -> Result<usize, EngineError> {
+        Ok(self.encode(prompt)?.len())
+    }
+
+    /// Encode, then generate: [`encode`](TextModel::encode) +
+    /// [`generate_encoded`](TextModel::generate_encoded).
     fn generate(
         &mut self,
         prompt: &Prompt,
         params: &GenerationParams,
         sink: &mut dyn FnMut(Delta<'_>) -> Flow,
-    ) -> Result<GenerationOutput, EngineError>;
+    ) -> Result<GenerationOutput, EngineError> {
+        let encoded = self.encode(prompt)?;
+        self.generate_encoded(&encoded, params, sink)
+    }
 }
 
 #[cfg(test)]
@@ -338,6 +381,86 @@ mod tests {
             EngineError::UnsupportedArchitecture("x".into()).http_status(),
             501
         );
+    }
+
+    /// Encodes each word as one id and counts its encodes.
+    struct Words {
+        info: TextModelInfo,
+        encodes: std::cell::Cell<usize>,
+        seen: Vec<u32>,
+    }
+
+    impl TextModel for Words {
+        fn info(&self) -> &TextModelInfo {
+            &self.info
+        }
+        fn render(&self, prompt: &Prompt) -> Result<String, EngineError> {
+            match prompt {
+                Prompt::Text(t) => Ok(t.clone()),
+                Prompt::Chat(_) => Err(EngineError::NoChatTemplate),
+            }
+        }
+        fn encode(&self, prompt: &Prompt) -> Result<EncodedPrompt, EngineError> {
+            self.encodes.set(self.encodes.get() + 1);
+            let text = self.render(prompt)?;
+            Ok(EncodedPrompt {
+                ids: (0..text.split_whitespace().count() as u32).collect(),
+                opens_think: false,
+            })
+        }
+        fn generate_encoded(
+            &mut self,
+            prompt: &EncodedPrompt,
+            _params: &GenerationParams,
+            _sink: &mut dyn FnMut(Delta<'_>) -> Flow,
+        ) -> Result<GenerationOutput, EngineError> {
+            self.seen = prompt.ids.clone();
+            Ok(GenerationOutput {
+                content: String::new(),
+                reasoning: None,
+                finish_reason: FinishReason::Stop,
+                usage: Usage {
+                    prompt_tokens: prompt.len(),
+                    completion_tokens: 0,
+                },
+                token_ids: Vec::new(),
+                timings: Timings::default(),
+            })
+        }
+    }
+
+    #[test]
+    fn count_tokens_and_generate_are_encode_composed_with_generate_encoded() {
+        let mut m = Words {
+            info: TextModelInfo {
+                name: "w".into(),
+                architecture: "llama".into(),
+                context_length: 16,
+                has_chat_template: false,
+                eos_token_ids: vec![],
+                load_time: Duration::ZERO,
+            },
+            encodes: Default::default(),
+            seen: Vec::new(),
+        };
+        let p = Prompt::Text("a b c".into());
+        assert_eq!(m.count_tokens(&p).unwrap(), 3);
+        let out = m
+            .generate(&p, &GenerationParams::default(), &mut |_| Flow::Continue)
+            .unwrap();
+        assert_eq!(out.usage.prompt_tokens, 3);
+        assert_eq!(m.seen, vec![0, 1, 2]);
+        assert_eq!(m.encodes.get(), 2, "one encode per call");
+        // An encode error surfaces from both, untouched.
+        let chat = Prompt::Chat(vec![]);
+        assert!(matches!(
+            m.count_tokens(&chat),
+            Err(EngineError::NoChatTemplate)
+        ));
+        assert!(matches!(
+            m.generate(&chat, &GenerationParams::default(), &mut |_| Flow::Continue),
+            Err(EngineError::NoChatTemplate)
+        ));
     }
 
     #[test]

@@ -524,19 +524,21 @@ impl TextModel for TextEngine {
         }
     }
 
-    fn count_tokens(&self, prompt: &Prompt) -> Result<usize, EngineError> {
-        Ok(self.encode_prompt(prompt)?.1.len())
+    fn encode(&self, prompt: &Prompt) -> Result<EncodedPrompt, EngineError> {
+        let (rendered, ids) = self.encode_prompt(prompt)?;
+        Ok(EncodedPrompt {
+            ids,
+            opens_think: self.reasoning && prompt_opens_think(&rendered),
+        })
     }
 
-    fn generate(
+    fn generate_encoded(
         &mut self,
-        prompt: &Prompt,
+        prompt: &EncodedPrompt,
         params: &GenerationParams,
         sink: &mut dyn FnMut(Delta<'_>) -> Flow,
     ) -> Result<GenerationOutput, EngineError> {
-        let (rendered, ids) = self.encode_prompt(prompt)?;
-        let opens = self.reasoning && prompt_opens_think(&rendered);
-        self.run(&ids, opens, params, sink)
+        self.run(&prompt.ids, prompt.opens_think, params, sink)
     }
 }
 

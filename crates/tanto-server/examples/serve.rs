@@ -25,10 +25,7 @@ fn main() -> anyhow::Result<()> {
             "--model" => cfg.model = Some(val()?),
             "--max-tokens" => cfg.max_tokens = Some(val()?.parse()?),
             "--max-loaded" => cfg.max_loaded = val()?.parse()?,
-            "--keep-alive" => {
-                cfg.keep_alive = tanto_server::parse_duration(&val()?)
-                    .ok_or_else(|| anyhow::anyhow!("bad --keep-alive"))?
-            }
+            "--keep-alive" => cfg.keep_alive = tanto_core::duration::parse_duration(&val()?)?,
             "--api-key" => cfg.api_key = Some(val()?),
             "--threads" => cfg.threads = Some(val()?.parse()?),
             "--log-level" => cfg.log_level = val()?,

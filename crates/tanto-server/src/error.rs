@@ -85,45 +85,57 @@ impl ApiError {
         )
     }
 
-    /// An engine failure while loading.
+    /// An engine failure while loading. The type is the engine's
+    /// ([`kind_of`]); only the wording is the server's.
     pub fn from_load(e: &EngineError, model: &str) -> Self {
-        match e {
-            EngineError::UnsupportedArchitecture(a) => Self::new(
-                ErrorType::RuntimeIncompatible,
-                format!("Model '{model}' cannot be loaded by this build's engine ({a}); pick a model `tanto list` shows as runnable"),
-            ),
-            EngineError::Io { .. } | EngineError::InvalidModel { .. } | EngineError::Tokenizer(_) => Self::new(
-                ErrorType::UnhealthyModel,
-                format!("Model '{model}' failed to load: {e}; run `tanto health {model}` and re-download it if needed"),
-            ),
-            _ => Self::new(
-                ErrorType::ExecutionError,
-                format!("Model '{model}' failed to load: {e}"),
-            ),
-        }
+        let kind = kind_of(e);
+        let message = match e {
+            EngineError::UnsupportedArchitecture(a) => format!("Model '{model}' cannot be loaded by this build's engine ({a}); pick a model `tanto list` shows as runnable"),
+            _ if kind == ErrorType::UnhealthyModel => format!("Model '{model}' failed to load: {e}; run `tanto health {model}` and re-download it if needed"),
+            _ => format!("Model '{model}' failed to load: {e}"),
+        };
+        Self::new(kind, message)
     }
 
-    /// An engine failure while preparing or running a generation.
+    /// An engine failure while preparing or running a generation. The type is
+    /// the engine's ([`kind_of`]); the wording, `param` and `code` are the server's.
     pub fn from_generation(e: &EngineError, prompt_param: &str) -> Self {
+        let kind = kind_of(e);
         match e {
             EngineError::PromptTooLong { prompt, context } => Self::new(
-                ErrorType::InvalidRequest,
+                kind,
                 format!("The prompt is {prompt} tokens but the model's context is {context} tokens; shorten the {prompt_param}"),
             )
             .with_param(prompt_param)
             .with_code("context_length_exceeded"),
             EngineError::NoChatTemplate => Self::new(
-                ErrorType::CapabilityMismatch,
+                kind,
                 "This model has no chat template; use POST /v1/completions with a plain prompt",
             )
             .with_param("model"),
             EngineError::Template(m) => Self::new(
-                ErrorType::InvalidRequest,
+                kind,
                 format!("The model's chat template rejected these messages: {m}"),
             )
             .with_param(prompt_param),
-            _ => Self::new(ErrorType::ExecutionError, format!("Generation failed: {e}")),
+            EngineError::TemplateLimit { limit, message } => Self::new(
+                kind,
+                format!("The model's chat template ran past tanto's {limit} limit while rendering these messages ({message}); the template is at fault, not the request: use POST /v1/completions with a plain prompt, or pick another model"),
+            )
+            .with_param("model")
+            .with_code("template_limit"),
+            _ => Self::new(kind, format!("Generation failed: {e}")),
         }
+    }
+}
+
+/// The error type of an engine error: [`EngineError::error_type`], the one
+/// classification, with validation failures named as OpenAI names them
+/// (`invalid_request_error`, the same status 400).
+pub fn kind_of(e: &EngineError) -> ErrorType {
+    match e.error_type() {
+        ErrorType::ValidationError => ErrorType::InvalidRequest,
+        t => t,
     }
 }
 
@@ -174,5 +186,68 @@ impl IntoResponse for ApiError {
             .into_response();
         resp.extensions_mut().insert(PendingError(self));
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use tanto_engine::TemplateLimit;
+
+    fn every_engine_error() -> Vec<EngineError> {
+        let p = || PathBuf::from("m.gguf");
+        vec![
+            EngineError::UnsupportedArchitecture("mamba".into()),
+            EngineError::Io {
+                path: p(),
+                message: "gone".into(),
+            },
+            EngineError::InvalidModel {
+                path: p(),
+                message: "bad".into(),
+            },
+            EngineError::Tokenizer("x".into()),
+            EngineError::Template("roles must alternate".into()),
+            EngineError::TemplateLimit {
+                limit: TemplateLimit::Fuel,
+                message: "more than 5000000 instructions".into(),
+            },
+            EngineError::NoChatTemplate,
+            EngineError::PromptTooLong {
+                prompt: 9,
+                context: 8,
+            },
+            EngineError::Inference("x".into()),
+        ]
+    }
+
+    #[test]
+    fn statuses_are_the_engines_own() {
+        for e in every_engine_error() {
+            let g = ApiError::from_generation(&e, "messages");
+            assert_eq!(g.status().as_u16(), e.http_status(), "{e}");
+            let l = ApiError::from_load(&e, "org/m");
+            assert_eq!(l.status().as_u16(), e.http_status(), "{e}");
+            if e.error_type() != ErrorType::ValidationError {
+                assert_eq!(g.kind, e.error_type(), "{e}");
+            } else {
+                assert_eq!(g.kind, ErrorType::InvalidRequest, "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_template_limit_is_422_and_names_the_limit_and_the_way_out() {
+        let e = EngineError::TemplateLimit {
+            limit: TemplateLimit::Output,
+            message: "output over 67108864 bytes".into(),
+        };
+        let a = ApiError::from_generation(&e, "messages");
+        assert_eq!(a.status().as_u16(), 422);
+        assert_eq!(a.kind.as_str(), "unhealthy_model");
+        assert_eq!(a.param.as_deref(), Some("model"));
+        assert!(a.message.contains("output size limit"), "{}", a.message);
+        assert!(a.message.contains("/v1/completions"), "{}", a.message);
     }
 }

@@ -31,7 +31,6 @@ use tanto_core::resolve::Stores;
 
 pub use logging::{init_logging, redact};
 pub use manager::{EngineLoader, Loader};
-pub use util::parse_duration;
 
 /// Default request body limit: 8 MiB. A prompt that fills a 128k-token
 /// context is about half a MiB of JSON; the limit leaves room for long

@@ -2,6 +2,10 @@
 //! pool), keep several models under `max_loaded` and a memory budget with LRU
 //! eviction, unload idle ones after `keep_alive`. Each loaded model owns one
 //! worker thread fed by a FIFO channel, so requests to one model queue fairly.
+//!
+//! It decides nothing the core owns: what a request needs (and the 507 for
+//! the budget) is the policy's verdict, identities are `Resolved::key`/`id`,
+//! and a loaded model is re-asked through the same policy with its probe.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -13,7 +17,7 @@ use tanto_core::error::ErrorType;
 use tanto_core::plan::LoadPlan;
 use tanto_core::policy::{self, PolicyConfig, Request};
 use tanto_core::probe::{self, Probe};
-use tanto_core::resolve::{self, Location, Resolved, Stores};
+use tanto_core::resolve::{self, Resolved, Stores};
 use tanto_engine::{
     Delta, EngineError, Flow, GenerationOutput, GenerationParams, LoadOptions, Prompt, TextModel,
     TextModelInfo,
@@ -37,14 +41,9 @@ impl Loader for EngineLoader {
     }
 }
 
-/// What a request needs from the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Need {
-    /// Plain completion: text generation.
-    Completion,
-    /// Chat: text generation and a chat template.
-    Chat,
-}
+/// The requests this server routes to a model (others are refused as
+/// `missing_backend` once the policy allows them).
+pub const SERVED: &[Request] = &[Request::Text, Request::Chat];
 
 /// Events from a worker to the request that queued the job.
 pub enum Event {
@@ -77,6 +76,9 @@ pub struct Loaded {
     pub capabilities: Vec<&'static str>,
     pub weights_bytes: u64,
     pub pinned: bool,
+    /// What the probe found when the model was admitted: later requests for
+    /// the loaded model are decided by the policy from it.
+    probe: Probe,
     jobs: Mutex<std_mpsc::Sender<Job>>,
     /// Jobs queued or running.
     active: Arc<AtomicUsize>,
@@ -140,8 +142,7 @@ struct Admitted {
     key: String,
     id: String,
     plan: LoadPlan,
-    capabilities: Vec<&'static str>,
-    weights_bytes: u64,
+    probe: Probe,
 }
 
 pub struct Manager {
@@ -150,39 +151,22 @@ pub struct Manager {
     opts: LoadOptions,
     allow_paths: bool,
     max_loaded: usize,
-    budget: Option<u64>,
+    /// The policy's tunables, with this server's memory budget: the policy
+    /// refuses a model over it (507); the manager evicts to stay within it.
+    policy: PolicyConfig,
     pub default_max_tokens: Option<usize>,
     pub default_model: Option<String>,
     pub shutting_down: Arc<AtomicBool>,
     slots: Arc<Mutex<Slots>>,
 }
 
-/// The identity of a resolved model (aliases of one model share it).
-pub fn model_key(r: &Resolved) -> String {
-    match &r.location {
-        Location::Cache { repo, snapshot, .. } => match snapshot {
-            Some(s) => format!("{}@{}", repo.repo_id, s.commit),
-            None => repo.repo_id.clone(),
-        },
-        Location::Folder { dir, .. } => dir.display().to_string(),
-        Location::File { file } => file.display().to_string(),
-    }
-}
-
-/// The id clients see for a resolved model.
-pub fn model_id(r: &Resolved) -> String {
-    match &r.location {
-        Location::Cache { .. } => r.name.clone(),
-        Location::Folder { .. } | Location::File { .. } => r.display_name.clone(),
-    }
-}
-
-/// The capabilities this server can serve for a probe.
-pub fn runnable_capabilities(p: &Probe) -> Vec<&'static str> {
-    p.capabilities
+/// The capabilities this server can serve for a probe: those the policy asks
+/// of the [`SERVED`] requests ([`Request::capability`]) that the model has.
+pub fn served_capabilities(p: &Probe) -> Vec<&'static str> {
+    SERVED
         .iter()
-        .copied()
-        .filter(|c| *c == probe::CAP_TEXT || *c == probe::CAP_CHAT)
+        .map(|r| r.capability())
+        .filter(|c| p.has(c))
         .collect()
 }
 
@@ -192,10 +176,11 @@ impl Manager {
         loader: Arc<dyn Loader>,
         shutting_down: Arc<AtomicBool>,
     ) -> Self {
+        let from_env = PolicyConfig::from_env();
         let budget = cfg.memory_budget.or_else(|| {
             let host = tanto_core::host::detect();
-            let frac = PolicyConfig::from_env().memory_threshold;
-            host.total_bytes.map(|t| (t as f64 * frac) as u64)
+            host.total_bytes
+                .map(|t| (t as f64 * from_env.memory_threshold) as u64)
         });
         Self {
             stores: cfg.stores.clone().unwrap_or_else(Stores::from_env),
@@ -205,7 +190,7 @@ impl Manager {
             },
             allow_paths: cfg.allow_paths,
             max_loaded: cfg.max_loaded.max(1),
-            budget,
+            policy: from_env.with_memory_budget(budget),
             default_max_tokens: cfg.max_tokens,
             default_model: cfg.model.clone(),
             shutting_down,
@@ -215,6 +200,11 @@ impl Manager {
 
     pub fn stores(&self) -> &Stores {
         &self.stores
+    }
+
+    /// The policy configuration every decision of this server uses.
+    pub fn policy(&self) -> &PolicyConfig {
+        &self.policy
     }
 
     /// Refuse filesystem paths unless allowed.
@@ -244,53 +234,42 @@ impl Manager {
 
     /// Load `spec` at start-up and pin it against idle unloading.
     pub async fn preload(&self, spec: &str) -> Result<Arc<Loaded>, ApiError> {
-        let admitted = self.admit(spec, Need::Completion).await?;
+        let admitted = self.admit(spec, Request::Text).await?;
         self.get_or_load(spec, admitted, true).await
     }
 
-    /// The loaded model for `spec`, loading it if needed.
-    pub async fn acquire(
-        &self,
-        spec: &str,
-        need: Need,
-        media: Request,
-    ) -> Result<Arc<Loaded>, ApiError> {
+    /// The loaded model for `spec` and `req`, loading it if needed. A model
+    /// already loaded under this spec is decided by the same policy, from the
+    /// probe it was admitted with (a chat request to a base model is refused
+    /// by the policy's capability gate either way).
+    pub async fn acquire(&self, spec: &str, req: Request) -> Result<Arc<Loaded>, ApiError> {
         self.check_spec(spec)?;
-        if media == Request::Text {
-            let fast = {
-                let slots = self.slots.lock().expect("manager lock");
-                slots
-                    .aliases
-                    .get(spec)
-                    .and_then(|k| slots.map.get(k))
-                    .and_then(|s| match s {
-                        Slot::Ready(l) => Some(l.clone()),
-                        Slot::Loading(..) => None,
-                    })
-            };
-            if let Some(l) = fast {
-                if need == Need::Chat && !l.capabilities.contains(&probe::CAP_CHAT) {
-                    return Err(no_chat(&l.id));
-                }
-                l.touch();
-                return Ok(l);
+        let fast = {
+            let slots = self.slots.lock().expect("manager lock");
+            slots
+                .aliases
+                .get(spec)
+                .and_then(|k| slots.map.get(k))
+                .and_then(|s| match s {
+                    Slot::Ready(l) => Some(l.clone()),
+                    Slot::Loading(..) => None,
+                })
+        };
+        if let Some(l) = fast {
+            let d = policy::decide(&l.probe, req, &tanto_core::host::detect(), &self.policy);
+            if let Some(e) = d.error {
+                return Err(e.into());
             }
+            served(req)?;
+            l.touch();
+            return Ok(l);
         }
-        let admitted = self.admit_media(spec, need, media).await?;
+        let admitted = self.admit(spec, req).await?;
         self.get_or_load(spec, admitted, false).await
     }
 
-    async fn admit(&self, spec: &str, need: Need) -> Result<Admitted, ApiError> {
-        self.admit_media(spec, need, Request::Text).await
-    }
-
     /// Resolve, probe and apply the policy (on the blocking pool: it reads files).
-    async fn admit_media(
-        &self,
-        spec: &str,
-        need: Need,
-        media: Request,
-    ) -> Result<Admitted, ApiError> {
+    async fn admit(&self, spec: &str, req: Request) -> Result<Admitted, ApiError> {
         let stores = self.stores.clone();
         let spec_owned = spec.to_string();
         let (resolved, probe) =
@@ -307,28 +286,16 @@ impl Manager {
                 )
             })??;
         let host = tanto_core::host::detect();
-        let (plan, decision) = policy::plan(&probe, media, &host, &PolicyConfig::from_env())?;
+        let (plan, decision) = policy::plan(&probe, req, &host, &self.policy)?;
         for w in &decision.warnings {
             tracing::warn!(model = %resolved.name, "{w}");
         }
-        let id = model_id(&resolved);
-        if need == Need::Chat && !probe.has(probe::CAP_CHAT) {
-            return Err(no_chat(&id));
-        }
-        if media != Request::Text {
-            // The policy allowed a modality this server does not route yet.
-            return Err(ApiError::new(
-                ErrorType::MissingBackend,
-                format!("tanto serve cannot run {} requests yet", media.as_str()),
-            )
-            .with_param("messages"));
-        }
+        served(req)?;
         Ok(Admitted {
-            key: model_key(&resolved),
-            id,
+            key: resolved.key(),
+            id: resolved.id(),
             plan,
-            capabilities: runnable_capabilities(&probe),
-            weights_bytes: probe.weights_bytes,
+            probe,
         })
     }
 
@@ -352,21 +319,7 @@ impl Manager {
                 }
                 Some(Slot::Loading(rx, _)) => rx.clone(),
                 None => {
-                    if let Some(budget) = self.budget {
-                        if a.weights_bytes > budget {
-                            return Err(ApiError::new(
-                                ErrorType::InsufficientMemory,
-                                format!(
-                                    "Model '{}' needs {} of weights but this server's memory budget is {}; pick a smaller or more quantized model, or raise --memory-budget",
-                                    a.id,
-                                    human_bytes(a.weights_bytes),
-                                    human_bytes(budget)
-                                ),
-                            )
-                            .with_param("model"));
-                        }
-                    }
-                    self.make_room(&mut slots, a.weights_bytes);
+                    self.make_room(&mut slots, a.probe.weights_bytes);
                     let (tx, rx) = watch::channel(None);
                     let gen = LOAD_GEN.fetch_add(1, Ordering::Relaxed) as u64;
                     slots
@@ -406,7 +359,7 @@ impl Manager {
                 })
                 .sum();
             let over_count = count >= self.max_loaded;
-            let over_mem = self.budget.is_some_and(|b| used + need > b);
+            let over_mem = self.policy.memory_budget.is_some_and(|b| used + need > b);
             if !over_count && !over_mem {
                 return;
             }
@@ -462,9 +415,10 @@ impl Manager {
                                 key: a.key.clone(),
                                 id: id.clone(),
                                 info,
-                                capabilities: a.capabilities.clone(),
-                                weights_bytes: a.weights_bytes,
+                                capabilities: served_capabilities(&a.probe),
+                                weights_bytes: a.probe.weights_bytes,
                                 pinned,
+                                probe: a.probe.clone(),
                                 jobs: Mutex::new(jtx),
                                 active,
                                 last_used,
@@ -547,21 +501,16 @@ fn short(id: &str) -> String {
         .collect()
 }
 
-fn no_chat(id: &str) -> ApiError {
-    ApiError::new(
-        ErrorType::CapabilityMismatch,
-        format!("Model '{id}' has no chat template, so it cannot serve chat completions; use POST /v1/completions with a plain prompt, or pick an instruct/chat model"),
-    )
-    .with_param("model")
-}
-
-pub fn human_bytes(b: u64) -> String {
-    let gib = b as f64 / (1024.0 * 1024.0 * 1024.0);
-    if gib >= 1.0 {
-        format!("{gib:.1} GiB")
-    } else {
-        format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+/// Refuse a request the policy allowed but this server does not route yet.
+fn served(req: Request) -> Result<(), ApiError> {
+    if SERVED.contains(&req) {
+        return Ok(());
     }
+    Err(ApiError::new(
+        ErrorType::MissingBackend,
+        format!("tanto serve cannot run {} requests yet", req.as_str()),
+    )
+    .with_param("messages"))
 }
 
 /// The per-model worker: runs jobs one at a time, in arrival order.
@@ -595,20 +544,23 @@ fn run_job(model: &mut dyn TextModel, job: Job, shutting: &AtomicBool) {
         return;
     }
     let ctx = model.info().context_length;
-    let counted = std::panic::catch_unwind(AssertUnwindSafe(|| model.count_tokens(&prompt)));
-    let prompt_tokens = match counted {
-        Ok(Ok(n)) => n,
+    // Tokenize once: the length check and the generation use the same ids.
+    let encoded = std::panic::catch_unwind(AssertUnwindSafe(|| model.encode(&prompt)));
+    drop(prompt);
+    let encoded = match encoded {
+        Ok(Ok(e)) => e,
         Ok(Err(e)) => {
             let _ = events.send(Event::Done(Err(e)));
             return;
         }
         Err(_) => {
             let _ = events.send(Event::Done(Err(EngineError::Inference(
-                "the engine panicked while tokenizing".into(),
+                "the engine panicked while rendering or tokenizing the prompt".into(),
             ))));
             return;
         }
     };
+    let prompt_tokens = encoded.len();
     if ctx > 0 && prompt_tokens >= ctx {
         let _ = events.send(Event::Done(Err(EngineError::PromptTooLong {
             prompt: prompt_tokens,
@@ -650,7 +602,7 @@ fn run_job(model: &mut dyn TextModel, job: Job, shutting: &AtomicBool) {
         }
     };
     let out = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        model.generate(&prompt, &params, &mut sink)
+        model.generate_encoded(&encoded, &params, &mut sink)
     }));
     let res = match out {
         Ok(r) => r,

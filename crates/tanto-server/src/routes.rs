@@ -17,10 +17,9 @@ use axum::{Extension, Router};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tanto_core::error::ErrorType;
-use tanto_core::policy::{self, PolicyConfig, Request as PolicyRequest};
+use tanto_core::policy::{self, Request as PolicyRequest};
 use tanto_core::probe::{self, Probe};
 use tanto_core::resolve::{self, Location, Resolved};
-use tanto_core::store;
 use tanto_engine::Prompt;
 use tokio::sync::{mpsc, watch};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -28,7 +27,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::conn;
 use crate::error::{ApiError, PendingError};
 use crate::guard::{self, HostPolicy};
-use crate::manager::{self, Job, Loader, Manager, Need};
+use crate::manager::{self, Job, Loader, Manager};
 use crate::openai::{self, Endpoint, Meta};
 use crate::sse::{self, LogCtx};
 use crate::util;
@@ -299,51 +298,17 @@ fn owned_by(r: &Resolved) -> String {
 
 fn model_json(r: &Resolved, p: &Probe, loaded: bool) -> Value {
     json!({
-        "id": manager::model_id(r),
+        "id": r.id(),
         "object": "model",
         "created": p.last_modified.map(util::unix_secs).unwrap_or(0),
         "owned_by": owned_by(r),
         "context_length": p.context_length,
-        "capabilities": manager::runnable_capabilities(p),
+        "capabilities": manager::served_capabilities(p),
         "loaded": loaded,
         "format": p.format.as_str(),
         "quantization": p.quantization.as_ref().and_then(|q| q.file_type.clone().or_else(|| q.bits.map(|b| format!("{b}bit")))),
         "size_bytes": p.weights_bytes,
     })
-}
-
-/// Every model in the stores, resolved as `tanto list` sees it.
-fn all_models(stores: &resolve::Stores) -> Vec<Resolved> {
-    let mut out = Vec::new();
-    if let Some(home) = &stores.workspace_home {
-        for dir in store::workspaces(home) {
-            let managed = store::is_workspace(&dir);
-            let display = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| dir.display().to_string());
-            out.push(Resolved {
-                name: dir.display().to_string(),
-                display_name: display,
-                location: Location::Folder { dir, managed },
-                fuzzy: false,
-            });
-        }
-    }
-    for repo in store::cache_repos(&stores.cache) {
-        let snapshot = repo.default_snapshot();
-        out.push(Resolved {
-            name: repo.repo_id.clone(),
-            display_name: repo.repo_id.clone(),
-            location: Location::Cache {
-                repo,
-                snapshot,
-                pinned: false,
-            },
-            fuzzy: false,
-        });
-    }
-    out
 }
 
 async fn list_models(State(st): St) -> Result<Response, ApiError> {
@@ -352,15 +317,13 @@ async fn list_models(State(st): St) -> Result<Response, ApiError> {
     let loaded_keys: Vec<String> = loaded.iter().map(|l| l.key.clone()).collect();
     let default = st.manager.default_model.clone();
     let mut data: Vec<(bool, String, Value)> = tokio::task::spawn_blocking(move || {
-        let models = all_models(&stores);
         let mut out = Vec::new();
-        for r in models {
+        for r in resolve::all_models(&stores) {
             let p = probe::probe_resolved(&r);
-            let runnable = p.health.healthy && p.runtime.compatible && p.has(probe::CAP_TEXT);
-            if !runnable {
+            if !p.serves_text() {
                 continue;
             }
-            let key = manager::model_key(&r);
+            let key = r.key();
             let is_loaded = loaded_keys.contains(&key);
             out.push((is_loaded, key, model_json(&r, &p, is_loaded)));
         }
@@ -424,12 +387,12 @@ async fn get_model(State(st): St, Path(id): Path<String>) -> Result<Response, Ap
         &p,
         PolicyRequest::Text,
         &tanto_core::host::detect(),
-        &PolicyConfig::from_env(),
+        st.manager.policy(),
     );
     if let Some(e) = d.error {
         return Err(e.into());
     }
-    let key = manager::model_key(&r);
+    let key = r.key();
     let loaded = st.manager.loaded().iter().any(|l| l.key == key);
     let body = model_json(&r, &p, loaded);
     Ok((
@@ -575,11 +538,7 @@ async fn generate(
         Endpoint::Completion => openai::parse_completion(&body, default_model)?,
     };
     drop(body);
-    let need = match (&g.prompt, endpoint) {
-        (Prompt::Chat(_), _) | (_, Endpoint::Chat) => Need::Chat,
-        _ => Need::Completion,
-    };
-    let model = st.manager.acquire(&g.model, need, g.media).await?;
+    let model = st.manager.acquire(&g.model, g.request).await?;
     check_prompt_size(&g.prompt, model.info.context_length, endpoint)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     model.submit(Job {

@@ -1,9 +1,10 @@
-//! Small helpers: ids, clocks, durations, signals.
+//! Small helpers: ids, clocks, signals. (Durations are parsed by
+//! `tanto_core::duration`, the one duration grammar.)
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -50,53 +51,6 @@ pub fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// `300`, `300s`, `5m`, `1h30m`, `1.5h`, `250ms`, `0` → a duration.
-/// A bare number means seconds. Negative or malformed values are refused.
-pub fn parse_duration(raw: &str) -> Option<Duration> {
-    let s = raw.trim().to_ascii_lowercase();
-    if s.is_empty() {
-        return None;
-    }
-    if let Ok(v) = s.parse::<f64>() {
-        return (v >= 0.0 && v.is_finite()).then(|| Duration::from_secs_f64(v));
-    }
-    let mut total = 0f64;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        while let Some(&n) = chars.peek() {
-            if n.is_ascii_alphabetic() {
-                unit.push(n);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let v: f64 = num.parse().ok()?;
-        num.clear();
-        let mult = match unit.as_str() {
-            "ms" => 0.001,
-            "s" | "sec" | "secs" => 1.0,
-            "m" | "min" | "mins" => 60.0,
-            "h" | "hr" | "hrs" => 3600.0,
-            "d" => 86400.0,
-            _ => return None,
-        };
-        total += v * mult;
-        any = true;
-    }
-    if !num.is_empty() || !any || !total.is_finite() {
-        return None;
-    }
-    Some(Duration::from_secs_f64(total))
 }
 
 /// Resolves on the first SIGINT or SIGTERM; a second one exits at once
@@ -165,19 +119,6 @@ impl Signals {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("300"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
-        assert_eq!(parse_duration("-1"), None);
-        assert_eq!(parse_duration("5x"), None);
-        assert_eq!(parse_duration("m"), None);
-        assert_eq!(parse_duration("5m3"), None);
-    }
 
     #[test]
     fn ids() {

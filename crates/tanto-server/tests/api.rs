@@ -464,6 +464,60 @@ async fn model_error_statuses() {
     assert_eq!(s.counters.loads.load(Ordering::SeqCst), 0);
 }
 
+/// A request is tokenized once (the length check and the generation share the
+/// ids), and a model that is already loaded is refused by the same policy
+/// verdict as one that is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tokenization_per_request_and_one_policy_for_loaded_models() {
+    let s = TestServer::start(|_| {}).await;
+    let base = "test/fake-base";
+    let (st, v) = s
+        .post_json(
+            "/v1/completions",
+            &json!({"model": base, "prompt": "Once upon count=2"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["choices"][0]["text"], "t0 t1 ", "generated from the ids");
+    assert_eq!(v["usage"]["prompt_tokens"], 5);
+    assert_eq!(s.counters.tokenized.load(Ordering::SeqCst), 1);
+    assert_eq!(s.counters.generations.load(Ordering::SeqCst), 1);
+
+    // By another name the request takes the slow path (resolve, probe,
+    // policy): a chat to a base model is refused by the capability gate.
+    let (st, v) = err_of(
+        post(
+            &s,
+            "/v1/chat/completions",
+            &chat_body("fake-base", "hi", false),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (st, v["error"]["type"].as_str()),
+        (400, Some("capability_mismatch"))
+    );
+    let slow = v["error"]["message"].as_str().unwrap().to_string();
+    // Loaded under this very spec: the fast path asks the policy with the
+    // model's probe, and the answer is the same, word for word.
+    let (st, v) =
+        err_of(post(&s, "/v1/chat/completions", &chat_body(base, "hi", false)).await).await;
+    assert_eq!(
+        (st, v["error"]["type"].as_str()),
+        (400, Some("capability_mismatch"))
+    );
+    assert_eq!(v["error"]["param"], "model");
+    assert_eq!(v["error"]["message"].as_str().unwrap(), slow);
+    assert!(slow.contains("/v1/completions"), "{slow}");
+    assert_eq!(
+        s.counters.loads.load(Ordering::SeqCst),
+        1,
+        "nothing reloaded"
+    );
+    assert_eq!(s.counters.tokenized.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allow_paths_loads_by_path() {
     let s = TestServer::start(|c| c.allow_paths = true).await;

@@ -690,3 +690,118 @@ fn low_fd_limit_survives_more_idle_sockets_than_descriptors() {
     c.assert_alive();
     drop(held);
 }
+
+// ---------------------------------------------------------------------------
+// 7. A model whose own chat template is hostile (the real engine, a tiny
+//    synthetic GGUF): that request gets a typed 422 quickly; the server and
+//    the same loaded model keep serving plain completions.
+
+/// (name, template, words the error message must contain)
+const HOSTILE_TEMPLATES: &[(&str, &str, &str)] = &[
+    (
+        "doubling",
+        "{% set s = 'x' %}{% for m in messages %}{% for i in range(64) %}{% set s = s ~ s %}{% endfor %}{% endfor %}{{ s }}",
+        "output size",
+    ),
+    (
+        "tojson-indent",
+        "{{ messages | tojson(indent=1000000000) }}",
+        "output size",
+    ),
+    (
+        "nested-loops",
+        "{% for a in range(100000) %}{% for b in range(100000) %}{{ '' }}{% endfor %}{% endfor %}",
+        "instruction",
+    ),
+    (
+        "recursion",
+        "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+        "recursion",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_chat_template_fails_its_request_and_the_model_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = dir.path().join("hub");
+    for (name, template, _) in HOSTILE_TEMPLATES {
+        let snap = snapshot_dir(&hub, &format!("test/hostile-{name}"));
+        let bytes = tanto_testkit::presets::gguf_builder("llama")
+            .str("tokenizer.chat_template", template)
+            .build();
+        std::fs::write(snap.join("hostile.Q4_0.gguf"), bytes).unwrap();
+    }
+    let cfg = tanto_server::ServeConfig {
+        port: 0,
+        threads: Some(1),
+        max_loaded: HOSTILE_TEMPLATES.len(),
+        stores: Some(tanto_core::resolve::Stores {
+            cache: hub,
+            workspace_home: None,
+        }),
+        ..tanto_server::ServeConfig::default()
+    };
+    let server = tanto_server::Server::bind(cfg).await.expect("bind");
+    let base = format!("http://{}", server.local_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let h = tokio::spawn(server.run(async move {
+        let _ = rx.await;
+    }));
+    let c = client();
+    for (name, _, limit) in HOSTILE_TEMPLATES {
+        let model = format!("test/hostile-{name}");
+        let t0 = Instant::now();
+        let (st, v) = err_of(
+            c.post(format!("{base}/v1/chat/completions"))
+                .json(&chat_body(&model, "tok5", false))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let took = t0.elapsed();
+        assert_eq!(st, 422, "{name}: {v}");
+        assert_eq!(v["error"]["type"], "unhealthy_model", "{name}: {v}");
+        assert_eq!(v["error"]["param"], "model", "{name}: {v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(limit), "{name}: names the limit: {msg}");
+        assert!(
+            msg.contains("/v1/completions"),
+            "{name}: the way out: {msg}"
+        );
+        assert!(took < Duration::from_secs(20), "{name}: took {took:?}");
+
+        let r = c.get(format!("{base}/health")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{name}: /health after the hostile render");
+        let health: Value = r.json().await.unwrap();
+        assert!(
+            health["loaded"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["id"] == model.as_str()),
+            "{name}: the model stays loaded: {health}"
+        );
+        let r = c
+            .post(format!("{base}/v1/completions"))
+            .json(
+                &json!({"model": model, "prompt": "tok5 tok6", "max_tokens": 2, "temperature": 0}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "{name}: a plain completion on the same model"
+        );
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["object"], "text_completion", "{name}: {v}");
+        assert!(
+            v["usage"]["completion_tokens"].as_u64().unwrap() <= 2,
+            "{v}"
+        );
+    }
+    let _ = tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
+}

@@ -15,8 +15,9 @@ use crate::error::ApiError;
 pub struct GenRequest {
     pub model: String,
     pub prompt: Prompt,
-    /// Text, or the modality the input parts ask for (images → Vision).
-    pub media: Request,
+    /// What the policy is asked for: `Text` (completions), `Chat`, or the
+    /// modality a chat's input parts ask for (images → `Vision`).
+    pub request: Request,
     pub stream: bool,
     pub include_usage: bool,
     pub max_tokens: Option<usize>,
@@ -225,11 +226,11 @@ struct Common {
 }
 
 impl Common {
-    fn into_request(self, prompt: Prompt, media: Request) -> GenRequest {
+    fn into_request(self, prompt: Prompt, request: Request) -> GenRequest {
         GenRequest {
             model: self.model,
             prompt,
-            media,
+            request,
             stream: self.stream,
             include_usage: self.include_usage,
             max_tokens: self.max_tokens,
@@ -437,7 +438,7 @@ pub fn parse_chat(body: &Value, default_model: Option<&str>) -> Result<GenReques
             ))
         }
     };
-    let mut media = Request::Text;
+    let mut media = Request::Chat;
     let mut messages = Vec::with_capacity(msgs.len());
     for (i, m) in msgs.iter().enumerate() {
         let mo = m.as_object().ok_or_else(|| {
@@ -509,7 +510,7 @@ pub fn parse_chat(body: &Value, default_model: Option<&str>) -> Result<GenReques
                             media = Request::Vision;
                         }
                         Some("input_audio") | Some("audio") => {
-                            if media == Request::Text {
+                            if media == Request::Chat {
                                 media = Request::Audio;
                             }
                         }
@@ -709,6 +710,7 @@ mod tests {
         assert_eq!(r.params.top_k, Some(5));
         assert_eq!(r.params.seed, Some(7));
         assert_eq!(r.params.stop, vec!["END".to_string()]);
+        assert_eq!(r.request, Request::Chat, "a chat asks the policy for chat");
         match r.prompt {
             Prompt::Chat(m) => {
                 assert_eq!(m[0].role, "system");
@@ -723,7 +725,7 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(img.media, Request::Vision);
+        assert_eq!(img.request, Request::Vision);
     }
 
     #[test]
@@ -740,6 +742,7 @@ mod tests {
         assert_eq!(p(json!({"prompt":"a","echo":true})), "echo");
         let ok = parse_completion(&json!({"prompt":["hi"]}), Some("d")).unwrap();
         assert_eq!(ok.model, "d");
+        assert_eq!(ok.request, Request::Text);
         assert!(matches!(ok.prompt, Prompt::Text(ref s) if s == "hi"));
     }
 

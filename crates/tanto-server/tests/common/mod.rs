@@ -14,8 +14,8 @@ use serde_json::Value;
 use tanto_core::plan::LoadPlan;
 use tanto_core::resolve::Stores;
 use tanto_engine::{
-    Delta, EngineError, FinishReason, Flow, GenerationOutput, GenerationParams, LoadOptions,
-    Prompt, TextModel, TextModelInfo, Timings, Usage,
+    Delta, EncodedPrompt, EngineError, FinishReason, Flow, GenerationOutput, GenerationParams,
+    LoadOptions, Prompt, TextModel, TextModelInfo, Timings, Usage,
 };
 use tanto_server::{Loader, ServeConfig, Server};
 
@@ -162,7 +162,7 @@ impl Fixture {
         fs::write(e.join("modules.json"), "[]").unwrap();
         fs::write(e.join("tokenizer.json"), "{}").unwrap();
         write_safetensors(&e.join("model.safetensors"));
-        // MLX-quantized weights: no engine in this build.
+        // An MLX-quantized chat model: no engine in this build.
         let m = f.snap("test/mlx-4bit");
         fs::write(
             m.join("config.json"),
@@ -170,6 +170,11 @@ impl Fixture {
         )
         .unwrap();
         fs::write(m.join("tokenizer.json"), "{}").unwrap();
+        fs::write(
+            m.join("tokenizer_config.json"),
+            r#"{"chat_template":"{% for m in messages %}{{ m.content }}{% endfor %}"}"#,
+        )
+        .unwrap();
         write_safetensors(&m.join("model.safetensors"));
         f
     }
@@ -194,7 +199,7 @@ pub struct Counters {
     pub loads: AtomicUsize,
     pub generations: AtomicUsize,
     pub tokens: AtomicUsize,
-    /// Calls to `count_tokens` (the server's tokenizing step).
+    /// Calls to `encode` (the server's one tokenizing step per request).
     pub tokenized: AtomicUsize,
     pub running: AtomicUsize,
     pub max_running: AtomicUsize,
@@ -220,6 +225,7 @@ impl Loader for FakeLoader {
                 load_time: Duration::from_millis(1),
             },
             counters: self.0.clone(),
+            vocab: Default::default(),
         }))
     }
 }
@@ -227,7 +233,11 @@ impl Loader for FakeLoader {
 pub struct FakeModel {
     info: TextModelInfo,
     counters: Arc<Counters>,
+    vocab: std::sync::Mutex<Vec<String>>,
 }
+
+/// The id of the template markup around a prompt (words are 1, 2, …).
+const MARKUP: u32 = 0;
 
 fn prompt_text(p: &Prompt) -> String {
     match p {
@@ -259,19 +269,49 @@ impl TextModel for FakeModel {
         }
     }
 
-    fn count_tokens(&self, prompt: &Prompt) -> Result<usize, EngineError> {
+    /// One id per word (interned in the model's vocabulary) between two
+    /// markup ids, so a prompt is its word count + 2 tokens.
+    fn encode(&self, prompt: &Prompt) -> Result<EncodedPrompt, EngineError> {
         self.counters.tokenized.fetch_add(1, Ordering::SeqCst);
-        Ok(self.render(prompt)?.split_whitespace().count() + 2)
+        let text = self.render(prompt)?;
+        let mut vocab = self.vocab.lock().unwrap();
+        let mut ids = vec![MARKUP];
+        for w in text.split_whitespace() {
+            let id = match vocab.iter().position(|v| v == w) {
+                Some(i) => i,
+                None => {
+                    vocab.push(w.to_string());
+                    vocab.len() - 1
+                }
+            };
+            ids.push(id as u32 + 1);
+        }
+        ids.push(MARKUP);
+        Ok(EncodedPrompt {
+            ids,
+            opens_think: false,
+        })
     }
 
-    fn generate(
+    /// Generates from the ids alone: the words (and so the directives) are
+    /// read back from the vocabulary.
+    fn generate_encoded(
         &mut self,
-        prompt: &Prompt,
+        prompt: &EncodedPrompt,
         params: &GenerationParams,
         sink: &mut dyn FnMut(Delta<'_>) -> Flow,
     ) -> Result<GenerationOutput, EngineError> {
-        let text = prompt_text(prompt);
-        let prompt_tokens = self.count_tokens(prompt)?;
+        let text = {
+            let vocab = self.vocab.lock().unwrap();
+            prompt
+                .ids
+                .iter()
+                .filter(|&&id| id != MARKUP)
+                .filter_map(|&id| vocab.get(id as usize - 1).cloned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let prompt_tokens = prompt.len();
         self.counters.generations.fetch_add(1, Ordering::SeqCst);
         let now = self.counters.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.counters.max_running.fetch_max(now, Ordering::SeqCst);
