@@ -1,5 +1,8 @@
-//! The hub-cache layout owner (`resolve::cache`): links, refs, revision and repo
-//! removal, the interrupted-pull marker, and the one model enumeration.
+//! The hub-cache layout owner (`resolve::cache`): links, refs, blobs and partial
+//! downloads, the huggingface_hub extras, revision and repo removal, the
+//! interrupted-pull marker, and the one model enumeration. The shared-cache
+//! tests plant links where a write would go and check that nothing is written
+//! through them.
 
 mod common;
 
@@ -8,7 +11,7 @@ use std::path::Path;
 
 use common::Env;
 use serde_json::json;
-use tanto_core::resolve::cache::{pending_pull, shell_quote, PendingPull};
+use tanto_core::resolve::cache::{pending_pull, shell_quote, CacheError, PendingPull, TreeEntry};
 use tanto_core::resolve::{all_models, Location, Resolved};
 use tanto_core::store::{self, CacheRepo};
 use tanto_testkit::{presets, workspace, Files};
@@ -249,4 +252,251 @@ fn probe_survives_a_symlink_loop_in_a_model_folder() {
     workspace::write_folder(&clean, &presets::hf_chat());
     assert_eq!(p.files.len(), common::probe_path(&clean).files.len());
     assert_eq!(p.health.healthy, common::probe_path(&clean).health.healthy);
+}
+
+// ---- shared cache: no write follows a planted link
+
+#[cfg(unix)]
+fn assert_unsafe(r: Result<impl std::fmt::Debug, CacheError>, planted: &Path) {
+    match r {
+        Err(CacheError::Unsafe { path, .. }) => assert_eq!(path, planted),
+        other => panic!("expected Unsafe at {}, got {other:?}", planted.display()),
+    }
+}
+
+#[cfg(unix)]
+fn is_empty(p: &Path) -> bool {
+    fs::read_dir(p).unwrap().next().is_none()
+}
+
+#[cfg(unix)]
+#[test]
+fn writes_refuse_symlinked_folders_below_the_repo_folder() {
+    use std::os::unix::fs::symlink;
+    let commit = "c".repeat(40);
+    for planted in [
+        "blobs".to_string(),
+        "snapshots".to_string(),
+        format!("snapshots/{commit}"),
+        format!("snapshots/{commit}/sub"),
+        "refs".to_string(),
+        "refs/pr".to_string(),
+    ] {
+        let cache = tempfile::tempdir().unwrap();
+        let repo = CacheRepo::in_cache(cache.path(), "org/shared");
+        let outside = tempfile::tempdir().unwrap();
+        let link = repo.dir.join(&planted);
+        fs::create_dir_all(link.parent().unwrap()).unwrap();
+        symlink(outside.path(), &link).unwrap();
+        let r = match planted.as_str() {
+            "blobs" => repo.open_partial("abc").map(|_| ()),
+            p if p.starts_with("snapshots") && !p.ends_with("sub") => {
+                repo.create_pull_dirs(&commit)
+            }
+            p if p.ends_with("sub") => repo.link_blob(&commit, "sub/x.json", "abc"),
+            "refs" => repo.write_ref("main", &commit),
+            _ => repo.write_ref("pr/1", &commit),
+        };
+        assert_unsafe(r, &link);
+        assert!(is_empty(outside.path()), "{planted}: wrote outside");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_repo_folder_itself_is_allowed() {
+    // A repo folder moved to another disk and linked back is the user's choice.
+    let cache = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let repo = CacheRepo::in_cache(cache.path(), "org/moved");
+    std::os::unix::fs::symlink(elsewhere.path(), &repo.dir).unwrap();
+    let commit = "d".repeat(40);
+    repo.create_pull_dirs(&commit).unwrap();
+    repo.write_ref("main", &commit).unwrap();
+    assert_eq!(
+        fs::read_to_string(elsewhere.path().join("refs/main")).unwrap(),
+        commit
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_lock_folder_is_refused_for_the_marker() {
+    let cache = tempfile::tempdir().unwrap();
+    let repo = CacheRepo::in_cache(cache.path(), "org/locked");
+    let outside = tempfile::tempdir().unwrap();
+    fs::create_dir_all(cache.path().join(".locks")).unwrap();
+    let link = repo.locks_dir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), &link).unwrap();
+    let marker = PendingPull {
+        repo_id: "org/locked".into(),
+        revision: "main".into(),
+        commit: String::new(),
+        files: Vec::new(),
+        include: Vec::new(),
+        exclude: Vec::new(),
+        incomplete_blobs: Vec::new(),
+    };
+    assert_unsafe(repo.write_pull_marker(&marker), &link);
+    assert_unsafe(repo.create_pull_dirs(&"e".repeat(40)), &link);
+    assert!(is_empty(outside.path()));
+}
+
+#[cfg(unix)]
+#[test]
+fn open_partial_refuses_planted_links_fifos_and_hard_links() {
+    use std::os::unix::fs::symlink;
+    let cache = tempfile::tempdir().unwrap();
+    let repo = CacheRepo::in_cache(cache.path(), "org/part");
+    repo.create_pull_dirs(&"f".repeat(40)).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+
+    let partial = repo.partial_path("sym");
+    symlink(&victim, &partial).unwrap();
+    assert_unsafe(repo.open_partial("sym"), &partial);
+
+    let partial = repo.partial_path("fifo");
+    let c = std::ffi::CString::new(partial.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert_unsafe(repo.open_partial("fifo"), &partial);
+
+    let partial = repo.partial_path("hard");
+    if fs::hard_link(&victim, &partial).is_ok() {
+        assert_unsafe(repo.open_partial("hard"), &partial);
+    }
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    // Names that would leave blobs/ never reach the filesystem.
+    assert!(matches!(
+        repo.open_partial("../x"),
+        Err(CacheError::Outside { .. })
+    ));
+    assert!(!repo.has_blob("../blobs/x"));
+    // A fresh partial opens, appends, and resumes where it stopped.
+    use std::io::Write;
+    repo.open_partial("ok").unwrap().write_all(b"ab").unwrap();
+    repo.open_partial("ok").unwrap().write_all(b"cd").unwrap();
+    assert_eq!(fs::read(repo.partial_path("ok")).unwrap(), b"abcd");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_planted_blob_link_is_not_a_blob_and_is_replaced() {
+    use std::io::Write;
+    let cache = tempfile::tempdir().unwrap();
+    let repo = CacheRepo::in_cache(cache.path(), "org/blob");
+    let commit = "a".repeat(40);
+    repo.create_pull_dirs(&commit).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+    std::os::unix::fs::symlink(&victim, repo.blob_path("etag")).unwrap();
+    assert!(!repo.has_blob("etag"), "a link does not count as the blob");
+
+    repo.open_partial("etag")
+        .unwrap()
+        .write_all(b"real")
+        .unwrap();
+    repo.commit_blob("etag").unwrap();
+    assert!(repo.has_blob("etag"));
+    assert!(!repo.blob_path("etag").is_symlink());
+    assert_eq!(repo.blob_len("etag"), 4);
+    assert!(!repo.partial_path("etag").exists());
+    repo.link_blob(&commit, "w.bin", "etag").unwrap();
+    assert_eq!(
+        fs::read(repo.snapshot_dir(&commit).join("w.bin")).unwrap(),
+        b"real"
+    );
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    repo.discard_partial("etag");
+    assert!(repo.has_blob("etag"), "discarding a partial keeps the blob");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_planted_ref_link_is_replaced_and_its_target_untouched() {
+    let cache = tempfile::tempdir().unwrap();
+    let repo = CacheRepo::in_cache(cache.path(), "org/ref");
+    let commit = "b".repeat(40);
+    repo.create_pull_dirs(&commit).unwrap();
+    fs::create_dir_all(repo.dir.join("refs")).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+    std::os::unix::fs::symlink(&victim, repo.dir.join("refs/main")).unwrap();
+    repo.write_ref("main", &commit).unwrap();
+    let r = repo.dir.join("refs/main");
+    assert!(!r.is_symlink());
+    assert_eq!(fs::read_to_string(&r).unwrap(), commit);
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    // No temporary file is left next to it.
+    let names: Vec<_> = fs::read_dir(repo.dir.join("refs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("main")]);
+}
+
+#[cfg(unix)]
+#[test]
+fn extras_are_written_once_as_huggingface_hub_writes_them() {
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::PermissionsExt;
+    let cache = tempfile::tempdir().unwrap();
+    let repo = CacheRepo::in_cache(cache.path(), "org/extra");
+    let commit = "9".repeat(40);
+    repo.create_pull_dirs(&commit).unwrap();
+    repo.write_cachedir_tag();
+    let tag = fs::read_to_string(cache.path().join("CACHEDIR.TAG")).unwrap();
+    assert!(tag.starts_with("Signature: 8a477f597d28d172789f06886806bc55\n"));
+    assert!(tag.contains("huggingface_hub"));
+
+    let mut files = BTreeMap::new();
+    files.insert(
+        "model.safetensors".to_string(),
+        TreeEntry {
+            size: 10,
+            blob_id: "ab".into(),
+            lfs_sha256: Some("cd".into()),
+            lfs_size: Some(10),
+        },
+    );
+    files.insert(
+        "config.json".to_string(),
+        TreeEntry {
+            size: 2,
+            blob_id: "ef".into(),
+            lfs_sha256: None,
+            lfs_size: None,
+        },
+    );
+    repo.write_tree_listing(&commit, files.clone());
+    let path = repo.dir.join("trees").join(format!("{commit}.json"));
+    let text = fs::read_to_string(&path).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(
+        v["files"]["config.json"],
+        json!({"size": 2, "blob_id": "ef"})
+    );
+    assert_eq!(v["files"]["model.safetensors"]["lfs_sha256"], "cd");
+    assert!(
+        text.starts_with(
+            "{\n \"format_version\": 1,\n \"files\": {\n  \"config.json\": {\n   \"size\""
+        ),
+        "indent 1, sorted paths: {text}"
+    );
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Present: left alone.
+    files.clear();
+    repo.write_tree_listing(&commit, files);
+    assert_eq!(fs::read_to_string(&path).unwrap(), text);
+    // A commit that is not one name writes nothing.
+    repo.write_tree_listing("../x", BTreeMap::new());
+    assert!(!repo.dir.join("x.json").exists());
 }

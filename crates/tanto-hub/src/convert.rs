@@ -5,7 +5,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use tanto_core::workspace::{self, fnmatch, Sentinel, DEFAULT_EXCLUDE_PATTERNS, SENTINEL_FILE};
+use tanto_core::pycompat::{fnmatch, to_python_json};
+use tanto_core::workspace::{self, Sentinel, DEFAULT_EXCLUDE_PATTERNS, SENTINEL_FILE};
 
 use crate::clone::TreeCopy;
 use crate::fsutil::{check_target, StagingDir};
@@ -136,7 +137,7 @@ pub fn repair_index(src_dir: &Path, dst_dir: &Path) -> Result<RepairReport, HubE
             weight_map: &weight_map,
         };
         let path = staging.path().join(INDEX_FILE);
-        workspace::write_atomic(&path, &workspace::to_python_json(&index))
+        workspace::write_atomic(&path, &to_python_json(&index))
             .map_err(|e| HubError::io(&path, e))?;
     }
     let source_repo = src_sentinel

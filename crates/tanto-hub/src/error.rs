@@ -6,6 +6,7 @@ use std::io;
 use std::path::PathBuf;
 
 use tanto_core::error::ErrorType;
+use tanto_core::resolve::cache::CacheError;
 use tanto_core::workspace::WorkspaceError;
 
 /// Everything that can go wrong in `pull`, `clone` and `repair_index`.
@@ -148,6 +149,22 @@ impl HubError {
                 | HubError::Cancelled
                 | HubError::HashMismatch { .. }
         )
+    }
+}
+
+/// A cache write refused or failed in tanto-core's cache owner: a planted link or
+/// a path leaving the repo folder is [`HubError::UnsafeCachePath`], an I/O error
+/// stays one (a full disk as [`HubError::DiskFull`]).
+impl From<CacheError> for HubError {
+    fn from(e: CacheError) -> Self {
+        match e {
+            CacheError::Io { path, source } => HubError::io(path, source),
+            CacheError::Unsafe { path, reason } => HubError::UnsafeCachePath { path, reason },
+            CacheError::Outside { path, root } => HubError::UnsafeCachePath {
+                reason: format!("it is not inside {}", root.display()),
+                path,
+            },
+        }
     }
 }
 

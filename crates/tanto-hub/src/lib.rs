@@ -29,7 +29,8 @@
 //! * Safe on a shared cache: the revision must be a valid git ref name or commit;
 //!   no write follows a link planted inside the repo folder (folders are checked
 //!   component by component, `.incomplete` files opened `O_NOFOLLOW`, other files
-//!   written to an `O_EXCL` temporary and renamed). The token goes only to the
+//!   written to an `O_EXCL` temporary and renamed; every cache write is
+//!   [`tanto_core::resolve::cache`]'s, the one owner of the layout). The token goes only to the
 //!   endpoint's exact origin (scheme, host, port), never across a redirect to
 //!   another. A file needs a size or a verifiable hash, and no more bytes than
 //!   announced are kept ([`PullOptions::max_unsized_bytes`] bounds a file with a

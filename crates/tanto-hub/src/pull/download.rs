@@ -1,6 +1,7 @@
 //! One file of a pull: metadata, the per-blob lock, the transfer into
 //! `blobs/<etag>.incomplete` (resumed with `Range`, retried after dropped
-//! connections), size and hash verification, then the move into place.
+//! connections), size and hash verification, then the move into place. The
+//! cache paths and writes are tanto-core's ([`CacheRepo`](tanto_core::store::CacheRepo)).
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -75,22 +76,28 @@ impl Hasher {
 pub(super) fn fetch_file(ctx: &PullCtx, f: &PlannedFile) -> Result<PulledFile, HubError> {
     let meta = api::head_file(ctx, &f.path)?;
     let size = meta.size.or(f.size);
-    let layout = &ctx.layout;
+    let cache = &ctx.cache;
     let done = |status| PulledFile {
         path: f.path.clone(),
         etag: meta.etag.clone(),
-        size: layout.blob_len(&meta.etag),
+        size: cache.blob_len(&meta.etag),
         status,
     };
-    if layout.has_blob(&meta.etag) {
-        layout.link_blob(&f.path, &meta.etag)?;
+    let link = || cache.link_blob(&ctx.commit, &f.path, &meta.etag);
+    if cache.has_blob(&meta.etag) {
+        link()?;
         return Ok(done(FileStatus::Cached));
     }
-    let lock_path = layout.lock_path(&meta.etag);
+    let lock_path = cache
+        .blob_lock_path(&meta.etag)
+        .ok_or_else(|| HubError::UnsafeCachePath {
+            path: cache.dir.clone(),
+            reason: "the repo folder has no parent for its lock folder".into(),
+        })?;
     let _lock = FileLock::acquire(&lock_path).map_err(|e| HubError::io(&lock_path, e))?;
     // Another process (or thread) may have finished it while we waited.
-    if layout.has_blob(&meta.etag) {
-        layout.link_blob(&f.path, &meta.etag)?;
+    if cache.has_blob(&meta.etag) {
+        link()?;
         return Ok(done(FileStatus::Cached));
     }
     let expect = Expect::of(f, &meta.etag);
@@ -105,8 +112,8 @@ pub(super) fn fetch_file(ctx: &PullCtx, f: &PlannedFile) -> Result<PulledFile, H
         });
     }
     let status = download_to(ctx, f, &meta, size, &expect)?;
-    layout.commit_blob(&meta.etag)?;
-    layout.link_blob(&f.path, &meta.etag)?;
+    cache.commit_blob(&meta.etag)?;
+    link()?;
     Ok(done(status))
 }
 
@@ -119,9 +126,9 @@ fn download_to(
     size: Option<u64>,
     expect: &Expect,
 ) -> Result<FileStatus, HubError> {
-    let layout = &ctx.layout;
-    let partial = layout.partial(&meta.etag);
-    let mut out = layout.open_partial(&meta.etag)?;
+    let cache = &ctx.cache;
+    let partial = cache.partial_path(&meta.etag);
+    let mut out = cache.open_partial(&meta.etag)?;
     let mut have = out.metadata().map_err(|e| HubError::io(&partial, e))?.len();
     if have > size.unwrap_or(ctx.opts.max_unsized_bytes) {
         out.set_len(0).map_err(|e| HubError::io(&partial, e))?;
@@ -148,7 +155,7 @@ fn download_to(
     out.sync_all().map_err(|e| HubError::io(&partial, e))?;
     if let Some(n) = size {
         if have != n {
-            layout.discard_partial(&meta.etag);
+            cache.discard_partial(&meta.etag);
             return Err(HubError::Protocol {
                 url: meta.location.clone(),
                 message: format!("{}: got {have} bytes, expected {n}", f.path),
@@ -158,7 +165,7 @@ fn download_to(
     verify(&mut out, have, expect).map_err(|e| match e {
         Verify::Io(e) => HubError::io(&partial, e),
         Verify::Mismatch { expected, actual } => {
-            layout.discard_partial(&meta.etag);
+            cache.discard_partial(&meta.etag);
             HubError::HashMismatch {
                 file: f.path.clone(),
                 expected,
@@ -214,7 +221,7 @@ fn transfer(
     if size == Some(*have) && *have > 0 {
         return Ok(());
     }
-    let partial = ctx.layout.partial(&meta.etag);
+    let partial = ctx.cache.partial_path(&meta.etag);
     let url = &meta.location;
     let range = (*have > 0).then(|| format!("bytes={}-", *have));
     let mut resp = api::get_following(ctx, url, range)?;
@@ -264,7 +271,7 @@ fn transfer(
             Err(e) => return Err(net_err(url, e)),
         };
         if *have + k as u64 > limit {
-            ctx.layout.discard_partial(&meta.etag);
+            ctx.cache.discard_partial(&meta.etag);
             return Err(HubError::Protocol {
                 url: url.clone(),
                 message: match size {

@@ -1,13 +1,14 @@
 //! `pull`: a hub repo at a revision → the shared HF cache, in four phases
 //! ([`pull`]): resolve the revision, list (and filter) its files, download them
 //! with a small worker pool, then link refs and the extras. The HTTP side is in
-//! `api`, one file's transfer in `download`, every cache write in `layout`.
+//! `api`, one file's transfer in `download`; every cache write (and its
+//! shared-cache safety) is tanto-core's cache owner,
+//! [`tanto_core::resolve::cache`], through [`CacheRepo`].
 
 mod api;
 mod download;
-mod layout;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,14 +17,15 @@ use std::time::Duration;
 use reqwest::blocking::Client;
 use serde::Serialize;
 use tanto_core::naming::validate_repo_id;
-use tanto_core::workspace::fnmatch;
+use tanto_core::pycompat::fnmatch;
+use tanto_core::resolve::cache::TreeEntry;
+use tanto_core::store::CacheRepo;
 
-pub use layout::{pending_pull, PendingPull};
+pub use tanto_core::resolve::cache::{pending_pull, PendingPull};
 
 use crate::config::HubConfig;
 use crate::HubError;
 use api::{net_err, Sibling};
-use layout::RepoLayout;
 
 /// Receives download progress. All methods have no-op defaults except
 /// [`Progress::file_progress`]; a closure `Fn(&str, u64, u64)` implements it
@@ -237,7 +239,8 @@ struct PullCtx<'a> {
     repo: String,
     /// Commit the files are resolved against.
     commit: String,
-    layout: RepoLayout,
+    /// The repo in the hub cache: every write goes through it.
+    cache: CacheRepo,
     /// Internal stop: set on the first failure or on user cancel.
     abort: AtomicBool,
     bytes: Mutex<u64>,
@@ -317,9 +320,9 @@ pub fn pull(opts: &PullOptions) -> Result<PullReport, HubError> {
     let (commit, siblings, listing_url) = resolve_revision(&client, &cfg, &repo, &revision)?;
     let planned = plan_files(&siblings, opts, &listing_url)?;
 
-    let layout = RepoLayout::new(&cfg.cache_dir, &repo, &commit);
-    layout.create_dirs()?;
-    layout.write_pending(&PendingPull {
+    let cache = CacheRepo::in_cache(&cfg.cache_dir, &repo);
+    cache.create_pull_dirs(&commit)?;
+    cache.write_pull_marker(&PendingPull {
         repo_id: repo.clone(),
         revision: revision.clone(),
         commit: commit.clone(),
@@ -334,7 +337,7 @@ pub fn pull(opts: &PullOptions) -> Result<PullReport, HubError> {
         client,
         repo,
         commit,
-        layout,
+        cache,
         abort: AtomicBool::new(false),
         bytes: Mutex::new(0),
     };
@@ -344,14 +347,14 @@ pub fn pull(opts: &PullOptions) -> Result<PullReport, HubError> {
     let mut files = download_all(&ctx, planned)?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
 
-    link_refs(&ctx.layout, &revision, &ctx.commit, &siblings)?;
+    link_refs(&ctx.cache, &revision, &ctx.commit, &siblings)?;
     let bytes_downloaded = ctx.bytes.lock().map(|b| *b).unwrap_or(0);
     Ok(PullReport {
+        snapshot_dir: ctx.cache.snapshot_dir(&ctx.commit),
         repo_id: ctx.repo,
         revision,
         commit: ctx.commit,
-        repo_dir: ctx.layout.repo_dir.clone(),
-        snapshot_dir: ctx.layout.snapshot_dir.clone(),
+        repo_dir: ctx.cache.dir,
         files,
         bytes_downloaded,
     })
@@ -442,7 +445,7 @@ fn download_all(ctx: &PullCtx, planned: Vec<PlannedFile>) -> Result<Vec<PulledFi
 /// Phase 4: `refs/<revision>` for branch and tag names (not for commit ids or
 /// prefixes), the huggingface_hub extras, and the pending marker goes.
 fn link_refs(
-    layout: &RepoLayout,
+    cache: &CacheRepo,
     revision: &str,
     commit: &str,
     siblings: &[Sibling],
@@ -451,11 +454,32 @@ fn link_refs(
         && revision.bytes().all(|b| b.is_ascii_hexdigit())
         && commit.starts_with(&revision.to_ascii_lowercase());
     if revision != commit && !is_sha_prefix {
-        layout.write_ref(revision)?;
+        cache.write_ref(revision, commit)?;
     }
-    layout.write_extras(siblings);
-    layout.clear_pending();
+    cache.write_cachedir_tag();
+    if let Some(files) = tree_listing(siblings) {
+        cache.write_tree_listing(commit, files);
+    }
+    cache.clear_pull_marker();
     Ok(())
+}
+
+/// The listing's files as huggingface_hub's tree cache entries; `None` unless
+/// every file has a size and a blob id.
+fn tree_listing(siblings: &[Sibling]) -> Option<BTreeMap<String, TreeEntry>> {
+    siblings
+        .iter()
+        .map(|s| {
+            let size = s.size?;
+            let entry = TreeEntry {
+                size,
+                blob_id: s.blob_id.clone()?,
+                lfs_sha256: s.lfs.as_ref().map(|l| l.sha256.clone()),
+                lfs_size: s.lfs.as_ref().map(|l| l.size.unwrap_or(size)),
+            };
+            Some((s.rfilename.clone(), entry))
+        })
+        .collect()
 }
 
 #[cfg(test)]
