@@ -600,3 +600,36 @@ fn kill_resume_cycles_end_with_every_file_correct() {
     assert_complete(cache.path(), &repo);
     assert!(pending_pull(cache.path(), REPO).is_none());
 }
+
+/// `health` sends a user with a truncated blob to `tanto pull`: the second pull
+/// must notice the blob's size is not the hub's and fetch it again, not call
+/// the damaged file cached.
+#[test]
+fn a_truncated_cached_blob_is_downloaded_again() {
+    let repo = demo_repo(REPO);
+    let hub = FakeHub::start(vec![repo.clone()]);
+    let cache = tempfile::tempdir().unwrap();
+    pull(&opts(&hub, cache.path(), REPO)).unwrap();
+    let big = repo
+        .files
+        .iter()
+        .filter(|f| f.lfs)
+        .max_by_key(|f| f.content.len())
+        .expect("the demo repo has an LFS file");
+    let blob = repo_dir(cache.path()).join("blobs").join(big.etag());
+    let half = big.content.len() / 2;
+    fs::write(&blob, &big.content[..half]).unwrap();
+
+    let report = pull(&opts(&hub, cache.path(), REPO)).unwrap();
+    let again = report
+        .files
+        .iter()
+        .find(|f| f.path == big.path)
+        .expect("the file is in the report");
+    assert_ne!(
+        again.status,
+        FileStatus::Cached,
+        "a truncated blob is not cached"
+    );
+    assert_complete(cache.path(), &repo);
+}

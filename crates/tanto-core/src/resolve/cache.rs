@@ -495,6 +495,17 @@ impl CacheRepo {
         }
     }
 
+    /// Remove a complete blob that turned out wrong (e.g. truncated: its size
+    /// differs from the hub's), so the next download replaces it. Only a plain
+    /// file directly in `blobs/` is removed.
+    pub fn discard_blob(&self, blob: &str) -> Result<(), CacheError> {
+        if self.has_blob(blob) {
+            let path = self.blob_path(blob);
+            fs::remove_file(&path).map_err(|e| CacheError::io(&path, e))?;
+        }
+        Ok(())
+    }
+
     /// Move the verified `.incomplete` file into place as `blobs/<blob>` (a link
     /// planted at that name is replaced, not followed).
     pub fn commit_blob(&self, blob: &str) -> Result<(), CacheError> {

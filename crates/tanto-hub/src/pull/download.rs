@@ -84,7 +84,11 @@ pub(super) fn fetch_file(ctx: &PullCtx, f: &PlannedFile) -> Result<PulledFile, H
         status,
     };
     let link = || cache.link_blob(&ctx.commit, &f.path, &meta.etag);
-    if cache.has_blob(&meta.etag) {
+    // A cached blob counts only when it has the size the hub announces: a
+    // truncated or overwritten blob is what `health` sends the user here for.
+    let cached =
+        || cache.has_blob(&meta.etag) && size.is_none_or(|s| cache.blob_len(&meta.etag) == s);
+    if cached() {
         link()?;
         return Ok(done(FileStatus::Cached));
     }
@@ -96,10 +100,11 @@ pub(super) fn fetch_file(ctx: &PullCtx, f: &PlannedFile) -> Result<PulledFile, H
         })?;
     let _lock = FileLock::acquire(&lock_path).map_err(|e| HubError::io(&lock_path, e))?;
     // Another process (or thread) may have finished it while we waited.
-    if cache.has_blob(&meta.etag) {
+    if cached() {
         link()?;
         return Ok(done(FileStatus::Cached));
     }
+    cache.discard_blob(&meta.etag)?;
     let expect = Expect::of(f, &meta.etag);
     if size.is_none() && matches!(expect, Expect::None) {
         return Err(HubError::Protocol {
