@@ -17,6 +17,8 @@ use std::path::Path;
 /// JSON metadata beside the weights (config.json, tokenizer_config.json,
 /// preprocessor configs, the safetensors index, the pull marker): 16 MiB.
 pub const JSON_MAX: u64 = 16 << 20;
+/// tokenizer.json (the engine's read; real ones reach ~35 MB): 256 MiB.
+pub const TOKENIZER_JSON_MAX: u64 = 256 << 20;
 /// A workspace sentinel (its file index grows with the file count): 64 MiB.
 pub const SENTINEL_MAX: u64 = 64 << 20;
 /// A `refs/*` file (a 40-hex commit): 4 KiB.
