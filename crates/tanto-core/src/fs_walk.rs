@@ -39,11 +39,19 @@ pub struct FsWalk {
     stack: Vec<(PathBuf, String)>,
     pending: Vec<WalkEntry>,
     visited: HashSet<(u64, u64)>,
+    /// Directories entered before any link was followed, whose identity is
+    /// taken only once a followed link makes a loop possible (plain
+    /// directories cannot form one): most model folders have no linked
+    /// folder, and this saves a stat per directory and the root's canonicalisation.
+    unidentified: Vec<PathBuf>,
+    identify: bool,
     follow_links: bool,
     skip_dir: Option<SkipDir>,
     root: Option<PathBuf>,
-    /// The canonical root, for the containment check of followed links.
-    canonical_root: Option<PathBuf>,
+    root_path: PathBuf,
+    /// The canonical root, for the containment check of followed links
+    /// (computed at the first followed link).
+    canonical_root: Option<Option<PathBuf>>,
 }
 
 /// Walk `root`. Unreadable directories are skipped silently.
@@ -52,10 +60,13 @@ pub fn fs_walk(root: &Path) -> FsWalk {
         stack: Vec::new(),
         pending: Vec::new(),
         visited: HashSet::new(),
+        unidentified: Vec::new(),
+        identify: false,
         follow_links: false,
         skip_dir: None,
         root: Some(root.to_path_buf()),
-        canonical_root: fs::canonicalize(root).ok(),
+        root_path: root.to_path_buf(),
+        canonical_root: None,
     }
 }
 
@@ -88,13 +99,30 @@ impl FsWalk {
     fn push_dir(&mut self, dir: PathBuf, rel: String, meta: Option<&fs::Metadata>) {
         if meta.is_some() {
             // A followed link: only inside the root.
-            let inside = match (fs::canonicalize(&dir), &self.canonical_root) {
+            let root = &self.root_path;
+            let canonical = self
+                .canonical_root
+                .get_or_insert_with(|| fs::canonicalize(root).ok());
+            let inside = match (fs::canonicalize(&dir), canonical.as_ref()) {
                 (Ok(c), Some(r)) => c.starts_with(r),
                 _ => false,
             };
             if !inside {
                 return;
             }
+            if !self.identify {
+                // From now on loops are possible: identify what was entered so far.
+                self.identify = true;
+                for d in std::mem::take(&mut self.unidentified) {
+                    if let Some(id) = fs::metadata(&d).ok().as_ref().and_then(identity) {
+                        self.visited.insert(id);
+                    }
+                }
+            }
+        } else if !self.identify {
+            self.unidentified.push(dir.clone());
+            self.stack.push((dir, rel));
+            return;
         }
         let id = match meta {
             Some(m) => identity(m),

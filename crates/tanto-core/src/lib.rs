@@ -12,6 +12,8 @@
 //!   [`policy::plan::LoadPlan`] handed to the engine.
 //! - [`registry`]: what this build's engine runs; the one place that maps a
 //!   model to a backend.
+//! - [`limits`]: the bounds on everything a model file can make tanto
+//!   allocate or read, and the capped reader for small files.
 //!
 //! The old flat paths (`tanto_core::store`, `tanto_core::gguf`, `tanto_core::plan`, …)
 //! are kept as re-exports.
@@ -19,6 +21,7 @@
 pub mod duration;
 pub mod error;
 pub mod fs_walk;
+pub mod limits;
 pub mod policy;
 pub mod probe;
 pub mod pycompat;

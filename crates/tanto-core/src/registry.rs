@@ -8,10 +8,10 @@
 //! table in [`architectures`], kind detection in `probe/kind.rs` and its
 //! request row in the policy.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The backend families this build knows about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Backend {
     /// Quantised GGUF text models (candle quantized kernels + tanto's own).
@@ -39,7 +39,7 @@ impl Backend {
 }
 
 /// Weight format, named consistently everywhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
     Gguf,
@@ -74,7 +74,7 @@ impl Format {
 }
 
 /// mlx-knife's `model_type` field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     Chat,

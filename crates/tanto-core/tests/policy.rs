@@ -6,7 +6,7 @@ use common::Env;
 use tanto_core::error::ErrorType;
 use tanto_core::host::HostMemory;
 use tanto_core::plan::{Backend, Weights};
-use tanto_core::policy::{decide, plan, GateVerdict, PolicyConfig, Request, Verdict};
+use tanto_core::policy::{decide, memory_need, plan, GateVerdict, PolicyConfig, Request, Verdict};
 use tanto_core::probe::Probe;
 use tanto_core::registry;
 use tanto_testkit::presets::{self, Broken};
@@ -187,7 +187,8 @@ fn gate_memory_text_warns_over_threshold() {
     if !p.runtime.compatible {
         return;
     }
-    let need = p.weights_bytes;
+    let need = memory_need(&p, &PolicyConfig::default()).total;
+    assert!(need > p.weights_bytes, "the KV cache counts");
     // Exactly at the limit passes; one byte more warns.
     let avail = (need as f64 / 0.7).ceil() as u64 + 1;
     let d = decide(&p, Request::Text, &host(avail), &PolicyConfig::default());
@@ -207,7 +208,7 @@ fn gate_memory_threshold_is_configurable() {
     if !p.runtime.compatible {
         return;
     }
-    let avail = p.weights_bytes * 2; // the model is 50 % of memory
+    let avail = memory_need(&p, &PolicyConfig::default()).total * 2; // the model is 50 % of memory
     let lenient = PolicyConfig {
         memory_threshold: 0.6,
         ..PolicyConfig::default()
@@ -319,12 +320,13 @@ fn memory_budget_blocks_with_507_whatever_the_host() {
     if !p.runtime.compatible {
         return;
     }
-    let under = PolicyConfig::default().with_memory_budget(Some(p.weights_bytes));
+    let need = memory_need(&p, &PolicyConfig::default()).total;
+    let under = PolicyConfig::default().with_memory_budget(Some(need));
     assert_eq!(
         decide(&p, Request::Text, &plenty(), &under).verdict,
         Verdict::Allow
     );
-    let over = PolicyConfig::default().with_memory_budget(Some(p.weights_bytes - 1));
+    let over = PolicyConfig::default().with_memory_budget(Some(need - 1));
     let d = decide(&p, Request::Text, &plenty(), &over);
     assert_block(&d, "memory", ErrorType::InsufficientMemory, 507);
     let e = d.error.unwrap();
@@ -348,4 +350,73 @@ fn the_plan_uses_the_decisions_backend() {
         tanto_core::policy::plan::load_plan(&p, Backend::GgufText).map(|l| l.weights),
         Some(lp.weights)
     );
+}
+
+/// The memory gate counts the KV cache: layers × kv_heads × head_dim ×
+/// context × 2 × dtype bytes, at the context the model will be loaded with.
+#[test]
+fn memory_gate_counts_the_kv_cache() {
+    let p = probe(&presets::gguf_chat(), "org/tiny-GGUF");
+    let a = p
+        .attention
+        .expect("the GGUF header gives the attention shape");
+    let ctx = p.context_length.expect("context length");
+    let m = memory_need(&p, &PolicyConfig::default());
+    assert_eq!(m.context, ctx);
+    assert_eq!(m.kv_dtype_bytes, 2, "GGUF: f16 KV cache");
+    assert_eq!(m.kv_cache, a.layers * a.kv_heads * a.head_dim * ctx * 2 * 2);
+    assert_eq!(m.total, p.weights_bytes + m.kv_cache);
+
+    // A smaller context shrinks the KV cache proportionally, and the plan carries it.
+    let cfg = PolicyConfig {
+        max_context: Some(ctx / 4),
+        ..PolicyConfig::default()
+    };
+    let small = memory_need(&p, &cfg);
+    assert_eq!(small.context, ctx / 4);
+    assert_eq!(small.kv_cache * 4, m.kv_cache);
+    if p.runtime.compatible {
+        let (lp, _) = plan(&p, Request::Text, &plenty(), &cfg).expect("plan");
+        assert_eq!(lp.context_length, Some((ctx / 4) as usize));
+        // Memory just above the weights but below weights + KV: the gate warns.
+        let avail = ((p.weights_bytes + m.kv_cache / 2) as f64 / 0.7) as u64;
+        let d = decide(&p, Request::Text, &host(avail), &PolicyConfig::default());
+        assert_eq!(d.verdict, Verdict::Warn, "{:#?}", d.gates);
+        assert!(d.warnings[0].contains("KV cache"), "{}", d.warnings[0]);
+    }
+}
+
+/// safetensors: the KV shape comes from config.json (GQA heads, explicit or
+/// derived head_dim), and a huge context is capped, never overflowing.
+#[test]
+fn kv_cache_from_config_json_and_capped() {
+    let mut files = presets::hf_chat();
+    files.update_json("config.json", |c| {
+        c["num_hidden_layers"] = serde_json::json!(4);
+        c["num_attention_heads"] = serde_json::json!(8);
+        c["num_key_value_heads"] = serde_json::json!(2);
+        c["hidden_size"] = serde_json::json!(64);
+        c["max_position_embeddings"] = serde_json::json!(1 << 20);
+        if let Some(o) = c.as_object_mut() {
+            o.remove("head_dim");
+        }
+    });
+    let p = probe(&files, "org/kv-config");
+    let a = p.attention.expect("attention from config.json");
+    assert_eq!((a.layers, a.kv_heads, a.head_dim), (4, 2, 8));
+    let m = memory_need(&p, &PolicyConfig::default());
+    assert_eq!(m.context, 1 << 20);
+    assert_eq!(
+        m.kv_dtype_bytes, 4,
+        "small safetensors models compute in f32"
+    );
+    assert_eq!(m.kv_cache, 4 * 2 * 8 * (1 << 20) * 2 * 4);
+    let capped = memory_need(
+        &p,
+        &PolicyConfig {
+            max_context: Some(1000),
+            ..PolicyConfig::default()
+        },
+    );
+    assert_eq!(capped.kv_cache, 4 * 2 * 8 * 1000 * 2 * 4);
 }

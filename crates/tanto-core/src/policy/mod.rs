@@ -9,6 +9,7 @@ pub mod host;
 pub mod plan;
 
 use crate::error::{ErrorType, TantoError};
+use crate::limits;
 use crate::policy::host::HostMemory;
 use crate::policy::plan::{load_plan, Backend, LoadPlan};
 use crate::probe::{self, ModelKind, Probe};
@@ -114,9 +115,14 @@ impl Decision {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct PolicyConfig {
     pub memory_threshold: f64,
-    /// A hard cap on weight bytes (the server's `--memory-budget`): above it
-    /// every request is blocked with `insufficient_memory` (507).
+    /// A hard cap on the bytes a model needs (weights + KV cache; the server's
+    /// `--memory-budget`): above it every request is blocked with
+    /// `insufficient_memory` (507).
     pub memory_budget: Option<u64>,
+    /// The most context tokens the caller will load the model with (None: the
+    /// model's own). The memory gate sizes the KV cache for it and [`plan`]
+    /// caps the load plan's context to it, so the two agree.
+    pub max_context: Option<u64>,
 }
 
 impl Default for PolicyConfig {
@@ -124,7 +130,55 @@ impl Default for PolicyConfig {
         Self {
             memory_threshold: 0.70,
             memory_budget: None,
+            max_context: None,
         }
+    }
+}
+
+/// What loading a model costs in memory, as the memory gate counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MemoryNeed {
+    /// Weight files (what is mapped).
+    pub weights: u64,
+    /// The KV cache at `context` tokens (0 when the attention shape is unknown).
+    pub kv_cache: u64,
+    /// The context the KV cache is sized for: the model's (else the engine's
+    /// default of [`limits::DEFAULT_CONTEXT`]), capped by
+    /// [`PolicyConfig::max_context`] and [`limits::MAX_CONTEXT`].
+    pub context: u64,
+    /// Bytes per KV element: 2 for GGUF (the native engine keeps an f16
+    /// cache), else the compute dtype of the safetensors engine (f32 for
+    /// weights up to 3 GiB, 2 bytes above).
+    pub kv_dtype_bytes: u64,
+    pub total: u64,
+}
+
+/// The context a model will be loaded with under `cfg`.
+pub fn context_used(p: &Probe, cfg: &PolicyConfig) -> u64 {
+    // MAX_CONTEXT >= 1, so the clamp's bounds are ordered.
+    p.context_length
+        .unwrap_or(limits::DEFAULT_CONTEXT)
+        .min(cfg.max_context.unwrap_or(u64::MAX))
+        .clamp(1, limits::MAX_CONTEXT)
+}
+
+/// Weights plus KV cache: layers × kv_heads × head_dim × context × 2 × dtype bytes.
+pub fn memory_need(p: &Probe, cfg: &PolicyConfig) -> MemoryNeed {
+    let context = context_used(p, cfg);
+    let kv_dtype_bytes = match p.format {
+        probe::Format::Gguf => 2,
+        _ if p.weights_bytes <= 3 << 30 => 4,
+        _ => 2,
+    };
+    let kv_cache = p
+        .attention
+        .map_or(0, |a| a.kv_cache_bytes(context, kv_dtype_bytes));
+    MemoryNeed {
+        weights: p.weights_bytes,
+        kv_cache,
+        context,
+        kv_dtype_bytes,
+        total: p.weights_bytes.saturating_add(kv_cache),
     }
 }
 
@@ -344,13 +398,20 @@ fn human_bytes(b: u64) -> String {
 }
 
 fn gate_memory(i: &mut Inputs) -> Outcome {
-    let need = i.p.weights_bytes;
+    let m = memory_need(i.p, i.cfg);
+    let need = m.total;
+    let parts = format!(
+        "{} of weights + {} of KV cache at {} tokens",
+        human_bytes(m.weights),
+        human_bytes(m.kv_cache),
+        m.context
+    );
     if let Some(budget) = i.cfg.memory_budget.filter(|b| need > *b) {
         return Outcome::Block(
             TantoError::new(
                 ErrorType::InsufficientMemory,
                 format!(
-                    "Model '{}' needs {} of weights but this server's memory budget is {}; pick a smaller or more quantized model, or raise --memory-budget",
+                    "Model '{}' needs {} ({parts}) but this server's memory budget is {}; pick a smaller or more quantized model, or raise --memory-budget",
                     i.p.name,
                     human_bytes(need),
                     human_bytes(budget)
@@ -358,6 +419,7 @@ fn gate_memory(i: &mut Inputs) -> Outcome {
             )
             .with_hint("pick a smaller or more quantized model, or raise --memory-budget")
             .with_detail("required_bytes", need)
+            .with_detail("kv_cache_bytes", m.kv_cache)
             .with_detail("budget_bytes", budget),
         );
     }
@@ -368,13 +430,13 @@ fn gate_memory(i: &mut Inputs) -> Outcome {
     let pct = (i.cfg.memory_threshold * 100.0).round();
     if need <= limit {
         return Outcome::Pass(format!(
-            "needs {} of {} available (limit {pct}%)",
+            "needs {} ({parts}) of {} available (limit {pct}%)",
             gib(need),
             gib(avail)
         ));
     }
     let msg = format!(
-        "Model size ({}) exceeds {pct}% of available memory ({})",
+        "Model size ({}: {parts}) exceeds {pct}% of available memory ({})",
         gib(need),
         gib(avail)
     );
@@ -383,6 +445,7 @@ fn gate_memory(i: &mut Inputs) -> Outcome {
             TantoError::new(ErrorType::InsufficientMemory, msg)
                 .with_hint("free memory, pick a smaller or more quantized model, or raise TANTO_MEMORY_THRESHOLD")
                 .with_detail("required_bytes", need)
+                .with_detail("kv_cache_bytes", m.kv_cache)
                 .with_detail("available_bytes", avail),
         );
     }
@@ -461,12 +524,15 @@ pub fn plan(
     if let Some(e) = &d.error {
         return Err(e.clone());
     }
-    let plan = d.backend.and_then(|b| load_plan(p, b)).ok_or_else(|| {
+    let mut plan = d.backend.and_then(|b| load_plan(p, b)).ok_or_else(|| {
         TantoError::new(
             ErrorType::InternalError,
             format!("no load plan for '{}'", p.name),
         )
     })?;
+    if cfg.max_context.is_some() {
+        plan.context_length = Some(context_used(p, cfg) as usize);
+    }
     Ok((plan, d))
 }
 

@@ -2,17 +2,44 @@
 //! other phases share) and take architecture, model_type and context length
 //! from it.
 
-use std::fs;
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
 use super::health::Findings;
 use super::{Probe, Scan};
+use crate::limits::{self, ReadError};
 
-pub(crate) fn read_json(path: &Path) -> Option<Result<Value, String>> {
-    let bytes = fs::read(path).ok()?;
-    Some(serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+/// Why a JSON file beside the weights gave no value.
+pub(crate) enum JsonError {
+    /// Missing, or not a regular file (the files phase reports those).
+    Unreadable,
+    /// Over [`limits::JSON_MAX`].
+    TooLarge(u64),
+    /// Not valid JSON.
+    Parse(String),
+}
+
+/// Read and parse a small JSON file through the capped reader.
+pub(crate) fn read_json(path: &Path) -> Result<Value, JsonError> {
+    let bytes = match limits::read_capped(path, limits::JSON_MAX) {
+        Ok(b) => b,
+        Err(ReadError::TooLarge { size, .. }) => return Err(JsonError::TooLarge(size)),
+        Err(_) => return Err(JsonError::Unreadable),
+    };
+    serde_json::from_slice(&bytes).map_err(|e| JsonError::Parse(e.to_string()))
+}
+
+/// The `file_too_large` problem for a JSON file over the cap.
+pub(crate) fn too_large(f: &mut Findings, rel: &str, size: u64) {
+    f.fail(
+        "file_too_large",
+        format!(
+            "{rel} is {} (tanto reads at most {} of JSON metadata)",
+            limits::human(size),
+            limits::human(limits::JSON_MAX)
+        ),
+    );
 }
 
 pub(crate) fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -63,16 +90,20 @@ pub(crate) fn read(s: &Scan, p: &mut Probe, f: &mut Findings) -> Config {
         None
     } else {
         match read_json(&s.dir.join("config.json")) {
-            None => None,
-            Some(Err(e)) => {
+            Err(JsonError::Unreadable) => None,
+            Err(JsonError::TooLarge(n)) => {
+                too_large(f, "config.json", n);
+                None
+            }
+            Err(JsonError::Parse(e)) => {
                 f.fail(
                     "config_invalid",
                     format!("config.json contains invalid JSON ({e})"),
                 );
                 None
             }
-            Some(Ok(v)) if v.as_object().is_some_and(|o| !o.is_empty()) => Some(v),
-            Some(Ok(_)) => {
+            Ok(v) if v.as_object().is_some_and(|o| !o.is_empty()) => Some(v),
+            Ok(_) => {
                 f.fail("config_invalid", "config.json is empty or invalid");
                 None
             }

@@ -1,6 +1,8 @@
 //! Probe phase 1, files: walk the model folder once (sizes follow symlinks;
-//! dangling links are kept and flagged) and report partial downloads and
-//! dangling links. Everything later works from this one listing.
+//! dangling links are kept and flagged) and report partial downloads,
+//! dangling links and entries that are not regular files (a fifo or a link to
+//! a device is reported, never opened). Everything later works from this one
+//! listing.
 
 use std::fs;
 use std::path::Path;
@@ -8,6 +10,10 @@ use std::path::Path;
 use super::health::Findings;
 use super::{FileEntry, Scan};
 use crate::fs_walk::fs_walk;
+use crate::limits;
+
+/// Every value [`file_kind`] returns.
+pub(crate) const FILE_KINDS: &[&str] = &["config", "weights", "tokenizer", "readme", "other"];
 
 /// The role of a file, from its name alone.
 pub(crate) fn file_kind(name: &str) -> &'static str {
@@ -52,9 +58,11 @@ pub(crate) fn scan_files(root: &Path) -> Vec<FileEntry> {
             Ok(m) => out.push(FileEntry {
                 kind: file_kind(&name),
                 path: e.rel,
-                size: m.len(),
+                size: if m.is_file() { m.len() } else { 0 },
                 symlink: e.is_symlink,
                 dangling: false,
+                special: (!m.is_file()).then(|| limits::file_type_name(&m)),
+                stamp: super::cache::Stamp::of(&m),
             }),
             Err(_) if e.is_symlink => out.push(FileEntry {
                 kind: file_kind(&name),
@@ -62,6 +70,8 @@ pub(crate) fn scan_files(root: &Path) -> Vec<FileEntry> {
                 size: 0,
                 symlink: true,
                 dangling: true,
+                special: None,
+                stamp: Default::default(),
             }),
             Err(_) => {}
         }
@@ -123,6 +133,20 @@ pub(crate) fn check_downloads(s: &Scan, f: &mut Findings) {
             format!("Partial download marker detected: {}", partial.join(", ")),
         );
     }
+    let special: Vec<String> = s
+        .files
+        .iter()
+        .filter_map(|e| e.special.map(|k| format!("{} ({k})", e.path)))
+        .collect();
+    if !special.is_empty() {
+        f.fail(
+            "not_regular_file",
+            format!(
+                "Not a regular file: {}; model files must be regular files (tanto does not read them)",
+                special.join(", ")
+            ),
+        );
+    }
     let dangling = s.dangling();
     if !dangling.is_empty() {
         let msg = format!(
@@ -141,7 +165,8 @@ const LFS_MARKER: &[u8] = b"version https://git-lfs.github.com/spec/v1";
 /// handful of reads per model.
 fn may_be_lfs_pointer(f: &FileEntry) -> bool {
     !f.dangling
-        && (100..1024).contains(&f.size)
+        && f.special.is_none()
+        && (100..limits::LFS_POINTER_MAX).contains(&f.size)
         && f.kind != "config"
         && f.kind != "readme"
         // Parsed (and reported as invalid JSON) on its own.
@@ -149,10 +174,10 @@ fn may_be_lfs_pointer(f: &FileEntry) -> bool {
 }
 
 fn is_lfs_pointer(path: &Path, size: u64) -> bool {
-    if size >= 1024 {
+    if size >= limits::LFS_POINTER_MAX {
         return false;
     }
-    fs::read(path)
+    limits::read_capped(path, limits::LFS_POINTER_MAX)
         .map(|b| b.windows(LFS_MARKER.len()).any(|w| w == LFS_MARKER))
         .unwrap_or(false)
 }

@@ -1,7 +1,10 @@
 //! GGUF header reader: metadata and tensor directory only, never tensor data.
 //!
 //! Validates that every tensor's data lies inside the file, so a truncated
-//! download is reported before anything tries to mmap it.
+//! download is reported before anything tries to mmap it. The file is
+//! untrusted: every count and length is checked against [`crate::limits`]
+//! and against the bytes left in the file before it sizes anything, so a
+//! 50 KB file claiming four billion tensors is `Corrupt`, not an allocation.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -10,10 +13,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::limits;
+
 const MAGIC: &[u8; 4] = b"GGUF";
-/// Refuse absurd counts from a corrupt header instead of allocating for them.
-const MAX_COUNT: u64 = 1 << 24;
-const MAX_STRING: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
@@ -23,6 +25,9 @@ pub enum GgufError {
     Version(u32),
     #[error("truncated GGUF header")]
     Truncated,
+    /// A count or length that the bytes left in the file cannot hold.
+    #[error("truncated GGUF header: {0}")]
+    TruncatedHeader(String),
     #[error("corrupt GGUF header: {0}")]
     Corrupt(String),
     #[error("truncated GGUF file: tensor data needs {needed} bytes, file has {actual}")]
@@ -50,8 +55,9 @@ pub struct GgufTensor {
 }
 
 impl GgufTensor {
+    /// Elements (saturating: a header that passed [`read_header`] never overflows).
     pub fn elements(&self) -> u64 {
-        self.dims.iter().product()
+        self.dims.iter().fold(1u64, |a, d| a.saturating_mul(*d))
     }
 }
 
@@ -94,7 +100,9 @@ impl GgufHeader {
             .is_some_and(|n| *n > 0)
     }
     pub fn parameter_count(&self) -> u64 {
-        self.tensors.iter().map(GgufTensor::elements).sum()
+        self.tensors
+            .iter()
+            .fold(0u64, |a, t| a.saturating_add(t.elements()))
     }
 }
 
@@ -218,72 +226,87 @@ pub fn file_type_name(ft: u64) -> Option<(&'static str, u32)> {
 
 struct Reader<R> {
     inner: R,
+    /// Bytes consumed so far (kept here: asking the file would be a syscall).
+    pos: u64,
+    file_size: u64,
 }
 
 impl<R: Read + Seek> Reader<BufReader<R>> {
-    fn u8(&mut self) -> io::Result<u8> {
-        let mut b = [0u8; 1];
+    /// Bytes left after the current position.
+    fn remaining(&self) -> u64 {
+        self.file_size.saturating_sub(self.pos)
+    }
+    fn exact<const N: usize>(&mut self) -> io::Result<[u8; N]> {
+        let mut b = [0u8; N];
         self.inner.read_exact(&mut b)?;
-        Ok(b[0])
+        self.pos += N as u64;
+        Ok(b)
+    }
+    fn u8(&mut self) -> io::Result<u8> {
+        Ok(self.exact::<1>()?[0])
     }
     fn u32(&mut self) -> io::Result<u32> {
-        let mut b = [0u8; 4];
-        self.inner.read_exact(&mut b)?;
-        Ok(u32::from_le_bytes(b))
+        Ok(u32::from_le_bytes(self.exact()?))
     }
     fn u64(&mut self) -> io::Result<u64> {
-        let mut b = [0u8; 8];
-        self.inner.read_exact(&mut b)?;
-        Ok(u64::from_le_bytes(b))
+        Ok(u64::from_le_bytes(self.exact()?))
     }
-    /// Skip `n` bytes. `seek_relative` keeps the buffer when the target is inside
-    /// it; a plain `seek` would drop it and refill 64 KiB per skipped vocabulary
-    /// string (hundreds of thousands of syscalls for a real GGUF).
-    fn skip(&mut self, n: u64) -> io::Result<()> {
-        let n = i64::try_from(n).map_err(|_| io::Error::from(io::ErrorKind::UnexpectedEof))?;
-        self.inner.seek_relative(n)
-    }
-    fn string(&mut self) -> Result<String, GgufError> {
-        let len = self.u64()?;
-        if len > MAX_STRING {
-            return Err(GgufError::Corrupt(format!("string of {len} bytes")));
+    /// Skip `n` bytes, which must lie inside the file. `seek_relative` keeps
+    /// the buffer when the target is inside it; a plain `seek` would drop it
+    /// and refill 64 KiB per skipped vocabulary string (hundreds of thousands
+    /// of syscalls for a real GGUF).
+    fn skip(&mut self, n: u64) -> Result<(), GgufError> {
+        if n > self.remaining() {
+            return Err(GgufError::Truncated);
         }
+        let k = i64::try_from(n).map_err(|_| GgufError::Truncated)?;
+        self.inner.seek_relative(k)?;
+        self.pos += n;
+        Ok(())
+    }
+    /// A string length, checked against `max` and the bytes left.
+    fn string_len(&mut self, max: u64, what: &str) -> Result<u64, GgufError> {
+        let len = self.u64()?;
+        if len > max {
+            return Err(GgufError::Corrupt(format!(
+                "{what} of {len} bytes (limit {max})"
+            )));
+        }
+        if len > self.remaining() {
+            return Err(GgufError::Truncated);
+        }
+        Ok(len)
+    }
+    /// A string that is kept; its length is checked before anything is allocated.
+    fn string(&mut self, max: u64, what: &str) -> Result<String, GgufError> {
+        let len = self.string_len(max, what)?;
         let mut buf = vec![0u8; len as usize];
         self.inner.read_exact(&mut buf)?;
+        self.pos += len;
         Ok(String::from_utf8_lossy(&buf).into_owned())
     }
     fn skip_string(&mut self) -> Result<(), GgufError> {
-        let len = self.u64()?;
-        if len > MAX_STRING {
-            return Err(GgufError::Corrupt(format!("string of {len} bytes")));
-        }
-        Ok(self.skip(len)?)
+        let len = self.string_len(u64::MAX, "string")?;
+        self.skip(len)
     }
     fn scalar(&mut self, ty: u32) -> Result<Value, GgufError> {
         Ok(match ty {
             0 => Value::from(self.u8()?),
             1 => Value::from(self.u8()? as i8),
-            2 => {
-                let mut b = [0u8; 2];
-                self.inner.read_exact(&mut b)?;
-                Value::from(u16::from_le_bytes(b))
-            }
-            3 => {
-                let mut b = [0u8; 2];
-                self.inner.read_exact(&mut b)?;
-                Value::from(i16::from_le_bytes(b))
-            }
+            2 => Value::from(u16::from_le_bytes(self.exact()?)),
+            3 => Value::from(i16::from_le_bytes(self.exact()?)),
             4 => Value::from(self.u32()?),
             5 => Value::from(self.u32()? as i32),
             6 => Value::from(f32::from_bits(self.u32()?) as f64),
             7 => Value::from(self.u8()? != 0),
-            8 => Value::from(self.string()?),
+            8 => Value::from(self.string(limits::MAX_GGUF_STRING, "string value")?),
             10 => Value::from(self.u64()?),
             11 => Value::from(self.u64()? as i64),
             12 => Value::from(f64::from_bits(self.u64()?)),
             other => return Err(GgufError::Corrupt(format!("unknown value type {other}"))),
         })
     }
+    /// Bytes per element of a fixed-size type; strings take at least their 8-byte length.
     fn scalar_size(ty: u32) -> Option<u64> {
         match ty {
             0 | 1 | 7 => Some(1),
@@ -295,18 +318,28 @@ impl<R: Read + Seek> Reader<BufReader<R>> {
     }
 }
 
+/// The least bytes one metadata entry takes (key length, value type, a 1-byte value).
+const MIN_KV_BYTES: u64 = 8 + 4 + 1;
+/// The least bytes one tensor info takes (name length, dims count, type, offset).
+const MIN_TENSOR_BYTES: u64 = 8 + 4 + 4 + 8;
+
 /// Arrays up to this many elements are kept as values; longer ones only counted.
 const KEEP_ARRAY: u64 = 64;
 
 /// Read the header of a GGUF file.
 pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
-    let file = File::open(path)?;
-    let file_size = file.metadata()?.len();
+    let (file, meta) = limits::open_regular(path).map_err(|e| match e {
+        limits::ReadError::Io(e) => GgufError::Io(e),
+        limits::ReadError::NotFound => GgufError::Io(io::ErrorKind::NotFound.into()),
+        other => GgufError::Io(io::Error::other(other.to_string())),
+    })?;
+    let file_size = meta.len();
     let mut r = Reader {
         inner: BufReader::with_capacity(1 << 16, file),
+        pos: 0,
+        file_size,
     };
-    let mut magic = [0u8; 4];
-    r.inner.read_exact(&mut magic)?;
+    let magic: [u8; 4] = r.exact()?;
     if &magic != MAGIC {
         return Err(GgufError::BadMagic);
     }
@@ -316,8 +349,26 @@ pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
     }
     let n_tensors = r.u64()?;
     let n_kv = r.u64()?;
-    if n_tensors > MAX_COUNT || n_kv > MAX_COUNT {
-        return Err(GgufError::Corrupt("implausible tensor or key count".into()));
+    let left = r.remaining();
+    if n_kv > limits::MAX_GGUF_KEYS {
+        return Err(GgufError::Corrupt(format!(
+            "implausible key count {n_kv} (limit {})",
+            limits::MAX_GGUF_KEYS
+        )));
+    }
+    if n_tensors > limits::MAX_TENSORS {
+        return Err(GgufError::Corrupt(format!(
+            "implausible tensor count {n_tensors} (limit {})",
+            limits::MAX_TENSORS
+        )));
+    }
+    let min_bytes = n_tensors
+        .saturating_mul(MIN_TENSOR_BYTES)
+        .saturating_add(n_kv.saturating_mul(MIN_KV_BYTES));
+    if min_bytes > left {
+        return Err(GgufError::TruncatedHeader(format!(
+            "{n_kv} keys and {n_tensors} tensors need at least {min_bytes} bytes, {left} are left"
+        )));
     }
     let mut h = GgufHeader {
         version,
@@ -325,13 +376,28 @@ pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
         ..Default::default()
     };
     for _ in 0..n_kv {
-        let key = r.string()?;
+        let key = r.string(limits::MAX_GGUF_NAME, "key")?;
         let ty = r.u32()?;
         if ty == 9 {
             let ety = r.u32()?;
             let len = r.u64()?;
-            if len > (file_size) {
-                return Err(GgufError::Corrupt(format!("array '{key}' of {len} items")));
+            // Each element takes at least its fixed size (strings: their 8-byte length).
+            let min = if ety == 8 {
+                8
+            } else {
+                Reader::<BufReader<File>>::scalar_size(ety).unwrap_or(1)
+            };
+            if len > limits::MAX_GGUF_ARRAY {
+                return Err(GgufError::Corrupt(format!(
+                    "array '{key}' of {len} items (limit {})",
+                    limits::MAX_GGUF_ARRAY
+                )));
+            }
+            if len.saturating_mul(min) > r.remaining() {
+                return Err(GgufError::TruncatedHeader(format!(
+                    "array '{key}' of {len} items cannot fit in the {} bytes left",
+                    r.remaining()
+                )));
             }
             h.array_lengths.insert(key.clone(), len);
             if len <= KEEP_ARRAY && ety != 9 {
@@ -354,9 +420,10 @@ pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
             h.metadata.insert(key, v);
         }
     }
-    let mut tensors = Vec::with_capacity(n_tensors as usize);
+    // Bounded above by the bytes left; the vector grows as tensors are read.
+    let mut tensors = Vec::with_capacity(n_tensors.min(4096) as usize);
     for _ in 0..n_tensors {
-        let name = r.string()?;
+        let name = r.string(limits::MAX_GGUF_NAME, "tensor name")?;
         let n_dims = r.u32()?;
         if n_dims > 8 {
             return Err(GgufError::Corrupt(format!(
@@ -376,11 +443,14 @@ pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
             offset,
         });
     }
-    let pos = r.inner.stream_position()?;
+    let pos = r.pos;
     let alignment = h
         .get_u64("general.alignment")
         .filter(|a| *a > 0)
         .unwrap_or(32);
+    if alignment > 1 << 20 {
+        return Err(GgufError::Corrupt(format!("alignment {alignment}")));
+    }
     let data_start = pos.div_ceil(alignment) * alignment;
     let mut needed = data_start;
     for t in &tensors {

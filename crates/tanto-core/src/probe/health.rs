@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::config::read_json;
+use super::cache::Stamp;
+use super::config::{read_json, too_large, JsonError};
 use super::{FileEntry, Health, Probe, ProbeTarget, Problem};
 
 /// Problems found so far, in order, and the fix for the first one.
@@ -21,6 +22,10 @@ pub(crate) struct Findings {
 
 impl Findings {
     pub fn fail(&mut self, code: &'static str, message: impl Into<String>) {
+        debug_assert!(
+            super::PROBLEM_CODES.contains(&code),
+            "problem code {code} missing from PROBLEM_CODES"
+        );
         self.problems.push(Problem {
             code,
             message: message.into(),
@@ -42,7 +47,11 @@ impl Findings {
 }
 
 /// The model folder, or the problem that there is none (then the probe stops).
-pub(crate) fn model_dir(t: &ProbeTarget, p: &mut Probe, f: &mut Findings) -> Option<PathBuf> {
+pub(crate) fn model_dir(
+    t: &ProbeTarget,
+    p: &mut Probe,
+    f: &mut Findings,
+) -> Option<(PathBuf, Stamp)> {
     let Some(dir) = t.dir.clone() else {
         let msg = match &t.repo {
             Some(r) if !r.dir.join("snapshots").is_dir() => "No snapshots directory found",
@@ -55,7 +64,7 @@ pub(crate) fn model_dir(t: &ProbeTarget, p: &mut Probe, f: &mut Findings) -> Opt
     match fs::metadata(&dir) {
         Ok(m) if m.is_dir() => {
             p.last_modified = m.modified().ok();
-            Some(dir)
+            Some((dir, Stamp::of(&m)))
         }
         _ => {
             f.fail("path_missing", "Model path does not exist");
@@ -121,12 +130,20 @@ pub(crate) fn check_index(dir: &Path, files: &[FileEntry], sts: &[FileEntry], ct
         .iter()
         .any(|f| f.path == "model.safetensors.index.json" && !f.dangling)
     {
-        let Some(Ok(idx)) = read_json(&idx_path) else {
-            ctx.fail(
-                "index_invalid",
-                "Invalid index file model.safetensors.index.json",
-            );
-            return;
+        let idx = match read_json(&idx_path) {
+            Ok(v) => v,
+            Err(JsonError::TooLarge(n)) => {
+                too_large(ctx, "model.safetensors.index.json", n);
+                return;
+            }
+            Err(JsonError::Unreadable) => return,
+            Err(JsonError::Parse(_)) => {
+                ctx.fail(
+                    "index_invalid",
+                    "Invalid index file model.safetensors.index.json",
+                );
+                return;
+            }
         };
         let Some(map) = idx
             .get("weight_map")

@@ -94,9 +94,8 @@ pub(crate) fn detect(s: &Scan, cfg: &Value, p: &mut Probe) -> Kind {
             && matches!(mt.as_str(), "bert" | "nomic-bert" | "jina-bert-v2"));
     let preproc = s
         .exists("preprocessor_config.json")
-        .then(|| read_json(&s.dir.join("preprocessor_config.json")))
-        .flatten()
-        .and_then(Result::ok);
+        .then(|| read_json(&s.dir.join("preprocessor_config.json")).ok())
+        .flatten();
     let audio = STT_TYPES.iter().any(|t| mt.contains(t))
         || preproc
             .as_ref()

@@ -7,8 +7,14 @@
 //! partial downloads), `config`, `weights` (format, GGUF/safetensors headers),
 //! `tokenizer`, `kind` (kind and capabilities), `health` (whole-model checks,
 //! the problem list) and `runtime` (the registry's verdict).
+//!
+//! [`probe_resolved`] consults the on-disk probe cache ([`cache`]) first: a
+//! stored result is reused only while the file listing (paths, sizes, inodes,
+//! mtimes, ctimes), the folder and the build are unchanged.
 
+pub mod cache;
 mod config;
+mod dims;
 mod files;
 pub mod gguf;
 mod health;
@@ -23,7 +29,7 @@ pub use config::context_length_from_config;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::registry::Backend;
@@ -41,7 +47,7 @@ pub const CAP_VISION: &str = "vision";
 pub const CAP_AUDIO: &str = "audio";
 pub const CAP_AUDIO_TRANSLATE: &str = "audio-translate-en";
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Quantization {
     /// Nominal bits per weight.
     pub bits: Option<u32>,
@@ -53,14 +59,107 @@ pub struct Quantization {
     pub file_type: Option<String>,
 }
 
+/// Every problem code the probe can report (stable; documented in docs/SECURITY.md
+/// and the health docs).
+pub const PROBLEM_CODES: &[&str] = &[
+    "no_snapshot",
+    "path_missing",
+    "partial_download",
+    "dangling_symlink",
+    "not_regular_file",
+    "file_too_large",
+    "config_missing",
+    "config_invalid",
+    "implausible_metadata",
+    "no_weights",
+    "empty_weights",
+    "lfs_pointer",
+    "truncated_gguf",
+    "corrupt_gguf",
+    "truncated_safetensors",
+    "corrupt_safetensors",
+    "index_invalid",
+    "index_mismatch",
+    "missing_shard",
+    "shard_not_in_index",
+    "shard_pattern",
+    "index_missing",
+    "tokenizer_invalid",
+    "tokenizer_missing",
+    "vision_processor_missing",
+];
+
+/// Every capability name.
+pub const CAPABILITIES: &[&str] = &[
+    CAP_TEXT,
+    CAP_CHAT,
+    CAP_EMBEDDINGS,
+    CAP_VISION,
+    CAP_AUDIO,
+    CAP_AUDIO_TRANSLATE,
+];
+
+/// A name from one of the probe's fixed tables (problem codes, capabilities,
+/// file kinds). An alias so serde's derive reads it through the `de_*`
+/// functions below instead of borrowing from the input.
+pub type Name = &'static str;
+
+/// `s` as the matching `&'static str` of `table` (reading a cached probe back).
+fn intern<'de, D: Deserializer<'de>>(
+    d: D,
+    table: &'static [&'static str],
+) -> Result<&'static str, D::Error> {
+    let s = String::deserialize(d)?;
+    table
+        .iter()
+        .copied()
+        .find(|t| *t == s)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown name {s:?}")))
+}
+
+fn de_code<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    intern(d, PROBLEM_CODES)
+}
+
+fn de_kind<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    intern(d, files::FILE_KINDS)
+}
+
+fn de_special<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'static str>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    match s {
+        None => Ok(None),
+        Some(s) => crate::limits::FILE_TYPE_NAMES
+            .iter()
+            .copied()
+            .find(|t| *t == s)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown file type {s:?}"))),
+    }
+}
+
+fn de_caps<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<&'static str>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    v.into_iter()
+        .map(|s| {
+            CAPABILITIES
+                .iter()
+                .copied()
+                .find(|c| *c == s)
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown capability {s:?}")))
+        })
+        .collect()
+}
+
 /// One health problem with a stable code and a specific reason.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Problem {
-    pub code: &'static str,
+    #[serde(deserialize_with = "de_code")]
+    pub code: Name,
     pub message: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Health {
     pub healthy: bool,
     /// The first problem's message (what `reason` shows), None when healthy.
@@ -70,25 +169,54 @@ pub struct Health {
     pub fix: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Runtime {
     pub compatible: bool,
     pub backend: Option<Backend>,
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FileEntry {
     /// Path relative to the model folder, `/`-separated.
     pub path: String,
+    /// Bytes (0 for anything but a regular file).
     pub size: u64,
-    pub kind: &'static str,
+    #[serde(deserialize_with = "de_kind")]
+    pub kind: Name,
     pub symlink: bool,
     pub dangling: bool,
+    /// Not a regular file: what it is (`fifo`, `character device`, …). Never opened.
+    #[serde(default, deserialize_with = "de_special")]
+    pub special: Option<Name>,
+    /// Identity and times of what the entry resolves to (the probe cache's key).
+    #[serde(default)]
+    pub stamp: cache::Stamp,
+}
+
+/// The shape of the attention: what the KV cache costs per token.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Attention {
+    /// Transformer layers (`block_count`, `num_hidden_layers`).
+    pub layers: u64,
+    /// Key/value heads (grouped-query attention shares them).
+    pub kv_heads: u64,
+    /// Dimension of one head.
+    pub head_dim: u64,
+}
+
+impl Attention {
+    /// KV-cache bytes for `context` tokens: layers × kv_heads × head_dim ×
+    /// context × 2 (K and V) × `dtype_bytes`. Saturates instead of overflowing.
+    pub fn kv_cache_bytes(&self, context: u64, dtype_bytes: u64) -> u64 {
+        [self.kv_heads, self.head_dim, context, 2, dtype_bytes]
+            .iter()
+            .fold(self.layers, |a, b| a.saturating_mul(*b))
+    }
 }
 
 /// Everything the probe learned.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Probe {
     pub name: String,
     pub dir: Option<PathBuf>,
@@ -97,10 +225,13 @@ pub struct Probe {
     /// config.json `model_type`, or the GGUF architecture.
     pub config_model_type: Option<String>,
     pub kind: ModelKind,
-    pub capabilities: Vec<&'static str>,
+    #[serde(deserialize_with = "de_caps")]
+    pub capabilities: Vec<Name>,
     pub parameters: Option<u64>,
     pub quantization: Option<Quantization>,
     pub context_length: Option<u64>,
+    /// Layers and KV heads, for the policy's KV-cache estimate (None when unknown).
+    pub attention: Option<Attention>,
     pub dtype: Option<String>,
     pub health: Health,
     pub runtime: Runtime,
@@ -171,7 +302,7 @@ impl From<&Resolved> for ProbeTarget {
     }
 }
 
-/// Probe a resolved model.
+/// Probe a resolved model (through the default probe cache, see [`cache`]).
 pub fn probe_resolved(r: &Resolved) -> Probe {
     probe(&ProbeTarget::from(r))
 }
@@ -213,6 +344,7 @@ impl Probe {
             parameters: None,
             quantization: None,
             context_length: None,
+            attention: None,
             dtype: None,
             health: Health {
                 healthy: false,
@@ -237,14 +369,48 @@ impl Probe {
     }
 }
 
-/// Probe a model folder or file: the phases in order, each in its own file.
+/// Probe a model folder or file through the default probe cache
+/// ([`cache::ProbeCache::default_cache`]; none when disabled).
 pub fn probe(t: &ProbeTarget) -> Probe {
+    probe_with(t, cache::ProbeCache::default_cache())
+}
+
+/// Probe without any cache: every phase runs.
+pub fn probe_uncached(t: &ProbeTarget) -> Probe {
+    probe_with(t, None)
+}
+
+/// Probe a model folder or file: the phases in order, each in its own file.
+/// With a cache, a stored result whose key still matches is returned instead,
+/// and a fresh result is stored.
+pub fn probe_with(t: &ProbeTarget, cache: Option<&cache::ProbeCache>) -> Probe {
     let mut p = Probe::empty(t);
     let mut f = Findings::default();
-    let Some(dir) = health::model_dir(t, &mut p, &mut f) else {
+    let Some((dir, dir_stamp)) = health::model_dir(t, &mut p, &mut f) else {
         return health::finish(p, f);
     };
     let files = files::list(&dir, t.file.as_deref());
+    let key = cache.map(|c| c.key(t, dir_stamp, &files));
+    if let (Some(c), Some(k)) = (cache, &key) {
+        if let Some(hit) = c.lookup(k, &files) {
+            return hit;
+        }
+    }
+    let p = probe_files(t, p, f, dir, files);
+    if let (Some(c), Some(k)) = (cache, key) {
+        c.store(k, &p);
+    }
+    p
+}
+
+/// The phases after the listing.
+fn probe_files(
+    t: &ProbeTarget,
+    mut p: Probe,
+    mut f: Findings,
+    dir: PathBuf,
+    files: Vec<FileEntry>,
+) -> Probe {
     p.size_bytes = files.iter().map(|e| e.size).sum();
     let s = Scan {
         target: t,
@@ -260,6 +426,8 @@ pub fn probe(t: &ProbeTarget) -> Probe {
     let headers = weights::read_headers(&s, &candidates, &cfg, &lfs, &mut p, &mut f);
     let tok = tokenizer::read(&s, &mut f);
     weights::describe(&headers, &cfg.cfg, &mut p);
+    let gguf_name = candidates.ggufs.first().map_or("", |g| g.path.as_str());
+    dims::check(headers.gguf.as_ref(), gguf_name, &cfg.cfg, &mut p, &mut f);
     tokenizer::apply(&headers, &tok, &mut p, &mut f);
 
     let k = kind::detect(&s, &cfg.cfg, &mut p);

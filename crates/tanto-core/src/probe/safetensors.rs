@@ -1,7 +1,6 @@
 //! safetensors header reader: the JSON directory only, never tensor data.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
@@ -35,8 +34,9 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
+    /// Elements (checked by [`read_header`], so this cannot overflow for a header it returned).
     pub fn elements(&self) -> u64 {
-        self.shape.iter().product()
+        self.shape.iter().fold(1u64, |a, d| a.saturating_mul(*d))
     }
 }
 
@@ -53,7 +53,8 @@ impl SafetensorsHeader {
     pub fn dominant_dtype(&self) -> Option<String> {
         let mut by: BTreeMap<&str, u64> = BTreeMap::new();
         for t in self.tensors.values() {
-            *by.entry(t.dtype.as_str()).or_default() += t.end - t.start;
+            let e = by.entry(t.dtype.as_str()).or_default();
+            *e = e.saturating_add(t.end - t.start);
         }
         by.into_iter()
             .max_by_key(|(_, b)| *b)
@@ -63,8 +64,12 @@ impl SafetensorsHeader {
 
 /// Read and validate the header of a safetensors file.
 pub fn read_header(path: &Path) -> Result<SafetensorsHeader, SafetensorsError> {
-    let mut f = File::open(path)?;
-    let file_size = f.metadata()?.len();
+    let (mut f, meta) = crate::limits::open_regular(path).map_err(|e| match e {
+        crate::limits::ReadError::Io(e) => SafetensorsError::Io(e),
+        crate::limits::ReadError::NotFound => SafetensorsError::Io(io::ErrorKind::NotFound.into()),
+        other => SafetensorsError::Io(io::Error::other(other.to_string())),
+    })?;
+    let file_size = meta.len();
     if file_size < 8 {
         return Err(SafetensorsError::TooShort);
     }
@@ -125,6 +130,11 @@ pub fn read_header(path: &Path) -> Result<SafetensorsHeader, SafetensorsError> {
         if end < start {
             return Err(bad());
         }
+        // The element count must not overflow (a hostile shape).
+        shape
+            .iter()
+            .try_fold(1u64, |a, d| a.checked_mul(*d))
+            .ok_or_else(bad)?;
         max_end = max_end.max(end);
         h.tensors.insert(
             name.clone(),
@@ -136,7 +146,7 @@ pub fn read_header(path: &Path) -> Result<SafetensorsHeader, SafetensorsError> {
             },
         );
     }
-    let needed = 8 + n + max_end;
+    let needed = (8 + n).saturating_add(max_end);
     if needed > file_size {
         return Err(SafetensorsError::Truncated {
             needed,

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::config::read_json;
+use super::config::{read_json, too_large, JsonError};
 use super::health::Findings;
 use super::kind::Kind;
 use super::weights::Headers;
@@ -32,12 +32,14 @@ pub(crate) fn read(s: &Scan, f: &mut Findings) -> Tokenizer {
     let mut tok_cfg_template = false;
     if !lone && s.exists("tokenizer_config.json") {
         match read_json(&s.dir.join("tokenizer_config.json")) {
-            Some(Ok(v)) if v.is_object() => tok_cfg_template = has_template_value(&v),
-            Some(Ok(_)) => f.fail(
+            Ok(v) if v.is_object() => tok_cfg_template = has_template_value(&v),
+            Ok(_) => f.fail(
                 "tokenizer_invalid",
                 "tokenizer_config.json exists but invalid",
             ),
-            _ => f.fail(
+            Err(JsonError::Unreadable) => {}
+            Err(JsonError::TooLarge(n)) => too_large(f, "tokenizer_config.json", n),
+            Err(JsonError::Parse(_)) => f.fail(
                 "tokenizer_invalid",
                 "tokenizer_config.json contains invalid JSON",
             ),

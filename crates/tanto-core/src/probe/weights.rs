@@ -28,7 +28,9 @@ pub(crate) fn candidates(files: &[FileEntry]) -> Candidates {
     let by_ext = |ext: &str| -> Vec<FileEntry> {
         let all: Vec<&FileEntry> = files
             .iter()
-            .filter(|f| f.path.to_ascii_lowercase().ends_with(ext) && !f.dangling)
+            .filter(|f| {
+                f.path.to_ascii_lowercase().ends_with(ext) && !f.dangling && f.special.is_none()
+            })
             .collect();
         let tops: Vec<&FileEntry> = all
             .iter()
@@ -151,7 +153,9 @@ fn read_gguf(s: &Scan, first: &FileEntry, lfs: &[String], f: &mut Findings) -> O
         Ok(h) => Some(h),
         Err(e) => {
             let (code, msg) = match e {
-                GgufError::TruncatedData { .. } | GgufError::Truncated => (
+                GgufError::TruncatedData { .. }
+                | GgufError::Truncated
+                | GgufError::TruncatedHeader(_) => (
                     "truncated_gguf",
                     format!("Truncated GGUF file {}: {e}", first.path),
                 ),
@@ -189,15 +193,16 @@ fn read_safetensors(
         match safetensors::read_header(&s.dir.join(&file.path)) {
             Ok(h) => {
                 for (name, t) in &h.tensors {
-                    *dtypes.entry(t.dtype.clone()).or_default() += t.end - t.start;
+                    let e = dtypes.entry(t.dtype.clone()).or_default();
+                    *e = e.saturating_add(t.end - t.start);
                     let n = t.elements();
                     if qbits.is_some() && (name.ends_with(".scales") || name.ends_with(".biases")) {
                         continue;
                     }
-                    params += match (qbits, t.dtype.as_str()) {
-                        (Some(b), "U32") if b > 0 => n * (32 / b.min(32)),
+                    params = params.saturating_add(match (qbits, t.dtype.as_str()) {
+                        (Some(b), "U32") if b > 0 => n.saturating_mul(32 / b.min(32)),
                         _ => n,
-                    };
+                    });
                 }
             }
             Err(e) => {

@@ -327,7 +327,8 @@ impl CacheRepo {
     /// The interrupted-pull marker alone (one read; no blob listing).
     /// The repo id is the folder's, whatever the marker says.
     pub fn pull_marker(&self) -> Option<PendingPull> {
-        let bytes = fs::read(self.pull_marker_path()?).ok()?;
+        let bytes =
+            crate::limits::read_capped(&self.pull_marker_path()?, crate::limits::JSON_MAX).ok()?;
         let mut v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
         if let Some(o) = v.as_object_mut() {
             o.insert("repo_id".into(), self.repo_id.clone().into());
@@ -567,7 +568,11 @@ impl CacheRepo {
         }
         let rel = Path::new("refs").join(name);
         self.ensure_repo_dir(rel.parent().unwrap_or(Path::new("refs")))?;
-        if fs::read_to_string(&path).ok().as_deref() == Some(commit) {
+        if crate::limits::read_capped_string(&path, crate::limits::REF_MAX)
+            .ok()
+            .as_deref()
+            == Some(commit)
+        {
             return Ok(());
         }
         write_unique_atomic(&path, commit.as_bytes()).map_err(|e| CacheError::io(&path, e))

@@ -1,6 +1,8 @@
 //! The two stores: the Hugging Face hub cache (`models--org--name/{blobs,refs,snapshots}`)
 //! and workspaces (self-contained folders, optionally with a sentinel). Reading
-//! only; the cache's writes and deletions are in `cache.rs`.
+//! only; the cache's writes and deletions are in `cache.rs`. Refs are read
+//! through the capped reader (a ref that is a fifo or a link to `/dev/zero`
+//! reads as absent).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -8,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::fs_walk::fs_walk;
+use crate::limits::{read_capped_string, REF_MAX};
 use crate::resolve::naming::{cache_dir_to_repo, MODEL_PREFIX};
 
 /// Sentinel file that marks a managed workspace (defined in [`crate::workspace`]).
@@ -74,7 +77,7 @@ impl CacheRepo {
             .follow_links(true)
             .filter(|e| !e.is_dir)
             .filter_map(|e| {
-                let s = fs::read_to_string(&e.path).ok()?;
+                let s = read_capped_string(&e.path, REF_MAX).ok()?;
                 Some((e.rel, s.trim().to_string()))
             })
             .collect()
@@ -85,7 +88,7 @@ impl CacheRepo {
     pub fn default_snapshot(&self) -> Option<Snapshot> {
         // Fast path (list probes every repo): read refs/main and stat that one
         // snapshot instead of walking refs/ and snapshots/.
-        if let Ok(main) = fs::read_to_string(self.dir.join("refs").join("main")) {
+        if let Ok(main) = read_capped_string(&self.dir.join("refs").join("main"), REF_MAX) {
             let commit = main.trim();
             if !commit.is_empty() && !commit.contains(['/', '\\']) && commit != ".." {
                 let path = self.dir.join("snapshots").join(commit);

@@ -1,7 +1,7 @@
 //! content_hash v2: the walk (sorted by NFC name, symlinks classified, never
 //! followed), the per-file sha rules and the aggregate, as mlx-knife computes it.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
@@ -217,11 +217,13 @@ pub(super) fn symlink_sha(root: &Path, link: &Path) -> Option<String> {
 pub(super) fn file_sha(abs: &Path, name: &str, size: u64, limits: &HashLimits) -> Option<String> {
     let mut h = Sha256::new();
     if name.ends_with(".safetensors") {
-        let mut f = File::open(abs).ok()?;
+        let (mut f, _) = crate::limits::open_regular(abs).ok()?;
         let mut len = [0u8; 8];
         f.read_exact(&mut len).ok()?;
         let n = u64::from_le_bytes(len);
-        if n == 0 || n > limits.safetensors_header_max {
+        // A header longer than the file is a short read (abort) either way;
+        // refusing it first keeps the allocation within the file's size.
+        if n == 0 || n > limits.safetensors_header_max || n > size.saturating_sub(8) {
             return None;
         }
         let mut header = Vec::with_capacity(n as usize);
@@ -235,7 +237,7 @@ pub(super) fn file_sha(abs: &Path, name: &str, size: u64, limits: &HashLimits) -
         h.update(b"\x00");
         h.update(size.to_string().as_bytes());
     } else {
-        let mut f = File::open(abs).ok()?;
+        let (mut f, _) = crate::limits::open_regular(abs).ok()?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
             match f.read(&mut buf) {

@@ -167,10 +167,13 @@ pub fn now_timestamp() -> String {
 /// Read `<dir>/.mlxk_workspace.json`. `Ok(None)` when there is none.
 pub fn read_sentinel(dir: &Path) -> Result<Option<Sentinel>, WorkspaceError> {
     let path = dir.join(SENTINEL_FILE);
-    let bytes = match fs::read(&path) {
+    // Capped and regular files only: a sentinel that is a fifo or a link to a
+    // device must not hang or exhaust memory.
+    let bytes = match crate::limits::read_capped(&path, crate::limits::SENTINEL_MAX) {
         Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(&path, e)),
+        Err(crate::limits::ReadError::NotFound) => return Ok(None),
+        Err(crate::limits::ReadError::Io(e)) => return Err(io_err(&path, e)),
+        Err(e) => return Err(io_err(&path, io::Error::other(e.to_string()))),
     };
     serde_json::from_slice(&bytes)
         .map(Some)
