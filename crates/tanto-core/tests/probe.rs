@@ -275,7 +275,7 @@ fn rule_dangling_symlink() {
     let p = env.probe(&Broken::DanglingSymlink.repo_id());
     assert_eq!(
         p.health.fix.as_deref(),
-        Some("tanto pull broken/dangling-symlink")
+        Some("tanto pull broken/dangling-symlink --force")
     );
     assert!(p
         .files
@@ -383,7 +383,7 @@ fn rule_no_snapshot() {
     std::fs::create_dir_all(env.cache.root().join("models--x--empty/blobs")).unwrap();
     let p = env.probe("x/empty");
     assert_eq!(codes(&p), vec!["no_snapshot"]);
-    assert_eq!(p.health.fix.as_deref(), Some("tanto pull x/empty"));
+    assert_eq!(p.health.fix.as_deref(), Some("tanto pull x/empty --force"));
 }
 
 #[test]

@@ -38,10 +38,11 @@ impl TextTokenizer {
     /// and `special_tokens_map.json` when present.
     pub fn from_dir(dir: &Path) -> Result<Self, EngineError> {
         let path = dir.join("tokenizer.json");
-        let bytes = std::fs::read(&path).map_err(|e| EngineError::Io {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let bytes = tanto_core::limits::read_capped(&path, tanto_core::limits::TOKENIZER_JSON_MAX)
+            .map_err(|e| EngineError::Io {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
         let inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(tk_err)?;
         let mut tok = Self {
             inner,
@@ -153,14 +154,23 @@ impl TextTokenizer {
 }
 
 pub(crate) fn read_json_opt(path: &Path) -> Result<Option<Value>, EngineError> {
-    match std::fs::read(path) {
+    use tanto_core::limits::{read_capped, ReadError, JSON_MAX};
+    // Capped, and only from a regular file: a fifo or a link to /dev/zero in a
+    // stranger's model folder is an error, not a hang.
+    match read_capped(path, JSON_MAX) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
             .map_err(|e| EngineError::InvalidModel {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(ReadError::NotFound) => Ok(None),
+        Err(e @ (ReadError::NotRegular(_) | ReadError::TooLarge { .. })) => {
+            Err(EngineError::InvalidModel {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+        }
         Err(e) => Err(EngineError::Io {
             path: path.to_path_buf(),
             message: e.to_string(),

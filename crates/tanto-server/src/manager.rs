@@ -74,7 +74,8 @@ pub struct Loaded {
     pub id: String,
     pub info: TextModelInfo,
     pub capabilities: Vec<&'static str>,
-    pub weights_bytes: u64,
+    /// What the policy counts for it: weights plus the KV cache.
+    pub memory_bytes: u64,
     pub pinned: bool,
     /// What the probe found when the model was admitted: later requests for
     /// the loaded model are decided by the policy from it.
@@ -319,7 +320,10 @@ impl Manager {
                 }
                 Some(Slot::Loading(rx, _)) => rx.clone(),
                 None => {
-                    self.make_room(&mut slots, a.probe.weights_bytes);
+                    self.make_room(
+                        &mut slots,
+                        policy::memory_need(&a.probe, &self.policy).total,
+                    );
                     let (tx, rx) = watch::channel(None);
                     let gen = LOAD_GEN.fetch_add(1, Ordering::Relaxed) as u64;
                     slots
@@ -354,7 +358,7 @@ impl Manager {
                 .map
                 .values()
                 .map(|s| match s {
-                    Slot::Ready(l) => l.weights_bytes,
+                    Slot::Ready(l) => l.memory_bytes,
                     Slot::Loading(..) => 0,
                 })
                 .sum();
@@ -382,6 +386,7 @@ impl Manager {
     }
 
     fn spawn_load(&self, a: Admitted, pinned: bool, tx: watch::Sender<LoadResult>, gen: u64) {
+        let memory_bytes = policy::memory_need(&a.probe, &self.policy).total;
         let loader = self.loader.clone();
         let opts = self.opts.clone();
         let shutting = self.shutting_down.clone();
@@ -416,7 +421,7 @@ impl Manager {
                                 id: id.clone(),
                                 info,
                                 capabilities: served_capabilities(&a.probe),
-                                weights_bytes: a.probe.weights_bytes,
+                                memory_bytes,
                                 pinned,
                                 probe: a.probe.clone(),
                                 jobs: Mutex::new(jtx),

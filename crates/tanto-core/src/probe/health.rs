@@ -57,7 +57,10 @@ pub(crate) fn model_dir(
             Some(r) if !r.dir.join("snapshots").is_dir() => "No snapshots directory found",
             _ => "No snapshots found",
         };
-        let fix = t.repo.as_ref().map(|r| format!("tanto pull {}", r.repo_id));
+        let fix = t
+            .repo
+            .as_ref()
+            .map(|r| format!("tanto pull {} --force", r.repo_id));
         f.fail_maybe_fix("no_snapshot", msg.to_string(), fix.as_deref());
         return None;
     };

@@ -416,7 +416,10 @@ fn probe_files(
         target: t,
         dir,
         files,
-        pull_fix: t.repo.as_ref().map(|r| format!("tanto pull {}", r.repo_id)),
+        pull_fix: t
+            .repo
+            .as_ref()
+            .map(|r| format!("tanto pull {} --force", r.repo_id)),
     };
     files::check_downloads(&s, &mut f);
 
