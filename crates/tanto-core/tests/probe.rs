@@ -221,7 +221,7 @@ fn raw_safetensors(header: serde_json::Value, data: usize) -> Vec<u8> {
     v
 }
 
-/// Found by fuzzing (fuzz/core core_safetensors): an end offset near u64::MAX
+/// Found with the core_safetensors fuzz target (fuzz/core): an end offset near u64::MAX
 /// overflowed `8 + header + end`, a panic in debug builds and, wrapped in
 /// release, a small number that passed the truncation check.
 #[test]
@@ -242,7 +242,7 @@ fn rule_safetensors_offset_near_u64_max_is_truncation() {
     );
 }
 
-/// Found by fuzzing: a shape whose element count overflows u64 (or needs less
+/// Found with the same target: a shape whose element count overflows u64 (or needs less
 /// than a bit per element) panicked in `TensorInfo::elements` during the probe.
 #[test]
 fn rule_safetensors_shape_larger_than_its_bytes_is_corruption() {
