@@ -33,6 +33,16 @@ fn tk_err(e: impl std::fmt::Display) -> EngineError {
     EngineError::Tokenizer(e.to_string())
 }
 
+/// `tokenizers::Tokenizer::from_bytes` behind a panic guard: the crate's serde
+/// code `expect`s on some malformed documents (a syntax error inside
+/// `"decoder"` panics in tokenizers 0.22), and a damaged tokenizer.json must
+/// be an error, not a crash. Found by the `tokenizer_json` fuzz target.
+fn parse_tokenizer_json(bytes: &[u8]) -> Result<tokenizers::Tokenizer, EngineError> {
+    std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(bytes))
+        .map_err(|_| tk_err("malformed tokenizer.json"))?
+        .map_err(tk_err)
+}
+
 impl TextTokenizer {
     /// Load `tokenizer.json`; special-token names come from `tokenizer_config.json`
     /// and `special_tokens_map.json` when present.
@@ -42,7 +52,7 @@ impl TextTokenizer {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        let inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(tk_err)?;
+        let inner = parse_tokenizer_json(&bytes)?;
         let mut tok = Self {
             inner,
             bos_token: None,
@@ -64,7 +74,7 @@ impl TextTokenizer {
     }
 
     pub fn from_json_bytes(bytes: &[u8]) -> Result<Self, EngineError> {
-        let inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(tk_err)?;
+        let inner = parse_tokenizer_json(bytes)?;
         Ok(Self {
             inner,
             bos_token: None,
@@ -78,7 +88,7 @@ impl TextTokenizer {
     pub fn from_gguf(md: &Metadata) -> Result<Self, EngineError> {
         let doc = gguf_tokenizer_json(md)?;
         let bytes = serde_json::to_vec(&doc.json).map_err(tk_err)?;
-        let inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(tk_err)?;
+        let inner = parse_tokenizer_json(&bytes)?;
         Ok(Self {
             inner,
             bos_token: doc.bos,

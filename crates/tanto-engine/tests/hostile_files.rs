@@ -225,3 +225,20 @@ fn a_chat_template_that_does_not_compile_is_an_invalid_model() {
     let b = presets::gguf_builder("llama").str("tokenizer.chat_template", "{% for %}");
     invalid_mentioning(load(&b, None), "chat template");
 }
+
+/// Found by the `tokenizer_json` fuzz target: a syntax error inside
+/// `"decoder"` made the tokenizers crate panic (an `expect` in its serde code)
+/// instead of returning an error; from a model folder that took the load down.
+#[test]
+fn a_malformed_tokenizer_decoder_is_an_error_not_a_panic() {
+    let bad = br#"{"version": "1.0", "decoder": {"type": "CTC", "cleanup" 1}, "model": {"type": "WordLevel", "vocab": {"a": 0}, "unk_token": "a"}}"#;
+    let err = tanto_engine::tokenizer::TextTokenizer::from_json_bytes(bad)
+        .expect_err("a malformed tokenizer.json must not load");
+    assert!(matches!(err, EngineError::Tokenizer(_)), "{err:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "tokenizer.json", bad);
+    let err = tanto_engine::tokenizer::TextTokenizer::from_dir(dir.path())
+        .expect_err("a malformed tokenizer.json must not load");
+    assert!(matches!(err, EngineError::Tokenizer(_)), "{err:?}");
+}

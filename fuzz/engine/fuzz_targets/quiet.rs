@@ -1,9 +1,10 @@
 //! libfuzzer-sys aborts on any panic, even one the code under test catches on
-//! purpose (`tanto_engine::gguf::parse` wraps candle's reader in
-//! `catch_unwind`). This hook keeps caught panics silent and non-fatal; a
-//! panic that escapes the target still aborts (libfuzzer-sys catches it at
-//! the top and aborts), so it is still reported as a crash.
-//! `TANTO_FUZZ_PANICS=1` prints every panic, caught or not.
+//! purpose (`gguf::parse` wraps candle's reader and tokenizer.json parsing wraps
+//! the tokenizers crate, both in `catch_unwind`). This hook keeps caught panics
+//! silent and non-fatal; a panic that escapes the target still aborts
+//! (libfuzzer-sys catches it at the top and aborts), so it is still reported as
+//! a crash, without the panic message: replay the input with
+//! `TANTO_FUZZ_PANICS=1`, which prints every panic, caught or not.
 
 use std::sync::Once;
 

@@ -7,7 +7,11 @@
 use libfuzzer_sys::fuzz_target;
 use tanto_engine::tokenizer::TextTokenizer;
 
+#[path = "quiet.rs"]
+mod quiet;
+
 fuzz_target!(|data: &[u8]| {
+    quiet::install();
     let Ok(tok) = TextTokenizer::from_json_bytes(data) else {
         return;
     };
