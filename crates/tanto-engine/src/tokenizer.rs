@@ -102,15 +102,22 @@ impl TextTokenizer {
     /// prompts are rendered text that already carries its special tokens, so they
     /// are encoded without it (as `apply_chat_template(tokenize=True)` does).
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, EngineError> {
-        let enc = self
-            .inner
-            .encode_fast(text, add_special_tokens)
-            .map_err(tk_err)?;
+        // Guarded like parsing: a post-processor template naming a special token
+        // it does not define loads fine and then panics here (tokenizers 0.22).
+        let enc = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.inner.encode_fast(text, add_special_tokens)
+        }))
+        .map_err(|_| tk_err("the tokenizer failed on this input (malformed tokenizer.json)"))?
+        .map_err(tk_err)?;
         Ok(enc.get_ids().to_vec())
     }
 
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, EngineError> {
-        self.inner.decode(ids, skip_special_tokens).map_err(tk_err)
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.inner.decode(ids, skip_special_tokens)
+        }))
+        .map_err(|_| tk_err("the tokenizer failed on these ids (malformed tokenizer.json)"))?
+        .map_err(tk_err)
     }
 
     pub fn token_to_id(&self, token: &str) -> Option<u32> {

@@ -242,3 +242,23 @@ fn a_malformed_tokenizer_decoder_is_an_error_not_a_panic() {
         .expect_err("a malformed tokenizer.json must not load");
     assert!(matches!(err, EngineError::Tokenizer(_)), "{err:?}");
 }
+
+/// Found by the `tokenizer_json` fuzz target: a `TemplateProcessing`
+/// post-processor naming a special token it does not define loads, then
+/// panicked in the tokenizers crate on the first encode with special tokens.
+#[test]
+fn a_post_processor_naming_an_unknown_special_token_fails_encode_not_the_process() {
+    let doc = br#"{"version": "1.0", "post_processor": {"type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "[CRS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [0], "tokens": ["[CLS]"]}}},
+        "model": {"type": "WordLevel", "vocab": {"[CLS]": 0, "hello": 1}, "unk_token": "[CLS]"}}"#;
+    let tok = tanto_engine::tokenizer::TextTokenizer::from_json_bytes(doc)
+        .expect("the document itself parses");
+    // Without special tokens the post-processor template is not applied.
+    assert_eq!(tok.encode("hello", false).unwrap(), vec![1]);
+    let err = tok
+        .encode("hello", true)
+        .expect_err("the undefined special token must be an error");
+    assert!(matches!(err, EngineError::Tokenizer(_)), "{err:?}");
+}
