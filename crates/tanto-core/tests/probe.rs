@@ -212,6 +212,61 @@ fn rule_safetensors_too_short() {
     );
 }
 
+/// A safetensors file whose header is `header` (JSON), with `data` bytes after it.
+fn raw_safetensors(header: serde_json::Value, data: usize) -> Vec<u8> {
+    let h = header.to_string().into_bytes();
+    let mut v = (h.len() as u64).to_le_bytes().to_vec();
+    v.extend_from_slice(&h);
+    v.resize(v.len() + data, 0);
+    v
+}
+
+/// Found with the core_safetensors fuzz target (fuzz/core): an end offset near u64::MAX
+/// overflowed `8 + header + end`, a panic in debug builds and, wrapped in
+/// release, a small number that passed the truncation check.
+#[test]
+fn rule_safetensors_offset_near_u64_max_is_truncation() {
+    let env = Env::new();
+    let st = raw_safetensors(
+        json!({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, u64::MAX]}}),
+        4,
+    );
+    env.cache.add(
+        "x/huge-end",
+        &presets::hf_chat().with("model.safetensors", st),
+    );
+    assert_broken(
+        &env.probe("x/huge-end"),
+        "truncated_safetensors",
+        "model.safetensors",
+    );
+}
+
+/// Found with the same target: a shape whose element count overflows u64 (or needs less
+/// than a bit per element) panicked in `TensorInfo::elements` during the probe.
+#[test]
+fn rule_safetensors_shape_larger_than_its_bytes_is_corruption() {
+    for (name, shape) in [
+        ("overflow", json!([1u64 << 32, 1u64 << 32])),
+        ("too-many", json!([4, 5])),
+    ] {
+        let env = Env::new();
+        let st = raw_safetensors(
+            json!({"w": {"dtype": "F32", "shape": shape, "data_offsets": [0, 2]}}),
+            2,
+        );
+        env.cache.add(
+            &format!("x/{name}"),
+            &presets::hf_chat().with("model.safetensors", st),
+        );
+        assert_broken(
+            &env.probe(&format!("x/{name}")),
+            "corrupt_safetensors",
+            "model.safetensors",
+        );
+    }
+}
+
 #[test]
 fn rule_corrupt_safetensors_header() {
     check(Broken::CorruptSafetensorsHeader);

@@ -33,6 +33,16 @@ fn tk_err(e: impl std::fmt::Display) -> EngineError {
     EngineError::Tokenizer(e.to_string())
 }
 
+/// `tokenizers::Tokenizer::from_bytes` behind a panic guard: the crate's serde
+/// code `expect`s on some malformed documents (a syntax error inside
+/// `"decoder"` panics in tokenizers 0.22), and a damaged tokenizer.json must
+/// be an error, not a crash. Found by the `tokenizer_json` fuzz target.
+fn parse_tokenizer_json(bytes: &[u8]) -> Result<tokenizers::Tokenizer, EngineError> {
+    std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(bytes))
+        .map_err(|_| tk_err("malformed tokenizer.json"))?
+        .map_err(tk_err)
+}
+
 impl TextTokenizer {
     /// Load `tokenizer.json`; special-token names come from `tokenizer_config.json`
     /// and `special_tokens_map.json` when present.
@@ -43,7 +53,7 @@ impl TextTokenizer {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-        let inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(tk_err)?;
+        let inner = parse_tokenizer_json(&bytes)?;
         let mut tok = Self {
             inner,
             bos_token: None,
@@ -65,7 +75,7 @@ impl TextTokenizer {
     }
 
     pub fn from_json_bytes(bytes: &[u8]) -> Result<Self, EngineError> {
-        let inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(tk_err)?;
+        let inner = parse_tokenizer_json(bytes)?;
         Ok(Self {
             inner,
             bos_token: None,
@@ -79,7 +89,7 @@ impl TextTokenizer {
     pub fn from_gguf(md: &Metadata) -> Result<Self, EngineError> {
         let doc = gguf_tokenizer_json(md)?;
         let bytes = serde_json::to_vec(&doc.json).map_err(tk_err)?;
-        let inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(tk_err)?;
+        let inner = parse_tokenizer_json(&bytes)?;
         Ok(Self {
             inner,
             bos_token: doc.bos,
@@ -93,15 +103,22 @@ impl TextTokenizer {
     /// prompts are rendered text that already carries its special tokens, so they
     /// are encoded without it (as `apply_chat_template(tokenize=True)` does).
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, EngineError> {
-        let enc = self
-            .inner
-            .encode_fast(text, add_special_tokens)
-            .map_err(tk_err)?;
+        // Guarded like parsing: a post-processor template naming a special token
+        // it does not define loads fine and then panics here (tokenizers 0.22).
+        let enc = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.inner.encode_fast(text, add_special_tokens)
+        }))
+        .map_err(|_| tk_err("the tokenizer failed on this input (malformed tokenizer.json)"))?
+        .map_err(tk_err)?;
         Ok(enc.get_ids().to_vec())
     }
 
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, EngineError> {
-        self.inner.decode(ids, skip_special_tokens).map_err(tk_err)
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.inner.decode(ids, skip_special_tokens)
+        }))
+        .map_err(|_| tk_err("the tokenizer failed on these ids (malformed tokenizer.json)"))?
+        .map_err(tk_err)
     }
 
     pub fn token_to_id(&self, token: &str) -> Option<u32> {

@@ -225,3 +225,40 @@ fn a_chat_template_that_does_not_compile_is_an_invalid_model() {
     let b = presets::gguf_builder("llama").str("tokenizer.chat_template", "{% for %}");
     invalid_mentioning(load(&b, None), "chat template");
 }
+
+/// Found by the `tokenizer_json` fuzz target: a syntax error inside
+/// `"decoder"` made the tokenizers crate panic (an `expect` in its serde code)
+/// instead of returning an error; from a model folder that took the load down.
+#[test]
+fn a_malformed_tokenizer_decoder_is_an_error_not_a_panic() {
+    let bad = br#"{"version": "1.0", "decoder": {"type": "CTC", "cleanup" 1}, "model": {"type": "WordLevel", "vocab": {"a": 0}, "unk_token": "a"}}"#;
+    let err = tanto_engine::tokenizer::TextTokenizer::from_json_bytes(bad)
+        .expect_err("a malformed tokenizer.json must not load");
+    assert!(matches!(err, EngineError::Tokenizer(_)), "{err:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "tokenizer.json", bad);
+    let err = tanto_engine::tokenizer::TextTokenizer::from_dir(dir.path())
+        .expect_err("a malformed tokenizer.json must not load");
+    assert!(matches!(err, EngineError::Tokenizer(_)), "{err:?}");
+}
+
+/// Found by the `tokenizer_json` fuzz target: a `TemplateProcessing`
+/// post-processor naming a special token it does not define loads, then
+/// panicked in the tokenizers crate on the first encode with special tokens.
+#[test]
+fn a_post_processor_naming_an_unknown_special_token_fails_encode_not_the_process() {
+    let doc = br#"{"version": "1.0", "post_processor": {"type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "[CRS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [0], "tokens": ["[CLS]"]}}},
+        "model": {"type": "WordLevel", "vocab": {"[CLS]": 0, "hello": 1}, "unk_token": "[CLS]"}}"#;
+    let tok = tanto_engine::tokenizer::TextTokenizer::from_json_bytes(doc)
+        .expect("the document itself parses");
+    // Without special tokens the post-processor template is not applied.
+    assert_eq!(tok.encode("hello", false).unwrap(), vec![1]);
+    let err = tok
+        .encode("hello", true)
+        .expect_err("the undefined special token must be an error");
+    assert!(matches!(err, EngineError::Tokenizer(_)), "{err:?}");
+}

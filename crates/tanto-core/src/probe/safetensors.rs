@@ -34,7 +34,8 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
-    /// Elements (checked by [`read_header`], so this cannot overflow for a header it returned).
+    /// Product of the shape ([`read_header`] refuses shapes whose product
+    /// overflows or outgrows the tensor's bytes; saturating for any other value).
     pub fn elements(&self) -> u64 {
         self.shape.iter().fold(1u64, |a, d| a.saturating_mul(*d))
     }
@@ -130,11 +131,16 @@ pub fn read_header(path: &Path) -> Result<SafetensorsHeader, SafetensorsError> {
         if end < start {
             return Err(bad());
         }
-        // The element count must not overflow (a hostile shape).
-        shape
+        // Every dtype takes at least one bit per element: a shape whose element
+        // count overflows or exceeds 8 per byte cannot describe these bytes (and
+        // would overflow the probe's parameter sums).
+        let elements = shape
             .iter()
             .try_fold(1u64, |a, d| a.checked_mul(*d))
             .ok_or_else(bad)?;
+        if elements > (end - start).saturating_mul(8) {
+            return Err(bad());
+        }
         max_end = max_end.max(end);
         h.tensors.insert(
             name.clone(),
@@ -146,6 +152,8 @@ pub fn read_header(path: &Path) -> Result<SafetensorsHeader, SafetensorsError> {
             },
         );
     }
+    // Saturating: offsets near u64::MAX must read as truncation, not wrap to a
+    // small number that passes the check.
     let needed = (8 + n).saturating_add(max_end);
     if needed > file_size {
         return Err(SafetensorsError::Truncated {
