@@ -298,7 +298,10 @@ fn health_json_classifies_every_entry() {
     // Blob-level damage comes with the command that repairs it.
     let dangling = find(unhealthy, &Broken::DanglingSymlink.repo_id());
     // `--force`: an unhealthy cached model is otherwise answered `requires_confirmation`.
-    assert_eq!(dangling["fix"], "tanto pull broken/dangling-symlink --force");
+    assert_eq!(
+        dangling["fix"],
+        "tanto pull broken/dangling-symlink --force"
+    );
 }
 
 #[test]

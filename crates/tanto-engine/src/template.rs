@@ -137,9 +137,18 @@ impl ChatTemplate {
         env.add_function("strftime_now", strftime_now);
         env.add_filter("tojson", tojson);
         env.add_filter("indent", indent);
-        env.add_template_owned("chat", source.clone())
-            .map_err(terr)?;
-        let unbounded = growth_hazard(&source);
+        // Too deep to compile safely (minijinja's parser recurses too): never
+        // compiled, and every render of it is a template-limit error.
+        let depth = nesting_bound(&source);
+        let unbounded = if depth > MAX_TEMPLATE_NESTING {
+            Some(format!(
+                "an expression nests about {depth} levels deep (the limit is {MAX_TEMPLATE_NESTING})"
+            ))
+        } else {
+            env.add_template_owned("chat", source.clone())
+                .map_err(terr)?;
+            growth_hazard(&source)
+        };
         Ok(Self {
             env,
             source,
@@ -302,6 +311,92 @@ fn indent(
 /// large literal. minijinja has no hook between instructions where memory
 /// could be checked, and fuel counts instructions, so this is found up front.
 fn growth_hazard(source: &str) -> Option<String> {
+    // The scan below (and serde's walk of minijinja's AST) recurses once per
+    // nesting level: bound the nesting first, and give the walk its own stack,
+    // so a template such as `{{ -----…1 }}` cannot overflow the caller's.
+    if nesting_bound(source) > MAX_TEMPLATE_NESTING {
+        return Some("the template nests too deeply".into());
+    }
+    let src = source.to_string();
+    std::thread::Builder::new()
+        .name("template-scan".into())
+        .stack_size(SCAN_STACK)
+        .spawn(move || growth_hazard_scan(&src))
+        .ok()?
+        .join()
+        .unwrap_or_else(|_| Some("the template could not be checked".into()))
+}
+
+/// Deepest expression nesting a template can have, bounded from its text: the
+/// non-blank characters of one `{{ … }}` / `{% … %}` tag outside string literals
+/// (each AST level needs at least one), plus how deeply its blocks nest.
+/// Linear, allocation-free; an over-estimate is fine, an under-estimate is not.
+fn nesting_bound(source: &str) -> usize {
+    let b = source.as_bytes();
+    let (mut i, mut worst, mut blocks) = (0usize, 0usize, 0usize);
+    while i + 1 < b.len() {
+        if b[i] != b'{' || (b[i + 1] != b'{' && b[i + 1] != b'%') {
+            i += 1;
+            continue;
+        }
+        let close = if b[i + 1] == b'{' { b'}' } else { b'%' };
+        if close == b'%' {
+            // The block keyword: `{%- if …`, `{% endfor %}`.
+            let mut k = i + 2;
+            while k < b.len() && (b[k].is_ascii_whitespace() || b[k] == b'-' || b[k] == b'+') {
+                k += 1;
+            }
+            let start = k;
+            while k < b.len() && (b[k].is_ascii_alphabetic() || b[k] == b'_') {
+                k += 1;
+            }
+            let word = &b[start..k];
+            if word.starts_with(b"end") {
+                blocks = blocks.saturating_sub(1);
+            } else if matches!(
+                word,
+                b"if"
+                    | b"for"
+                    | b"macro"
+                    | b"call"
+                    | b"filter"
+                    | b"with"
+                    | b"block"
+                    | b"autoescape"
+            ) {
+                blocks += 1;
+            }
+        }
+        let (mut j, mut count, mut quote) = (i + 2, 0usize, None::<u8>);
+        while j < b.len() {
+            let c = b[j];
+            match quote {
+                Some(_) if c == b'\\' => j += 1,
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None if c == close && b.get(j + 1) == Some(&b'}') => break,
+                None if c == b'"' || c == b'\'' => {
+                    quote = Some(c);
+                    count += 1;
+                }
+                None if !c.is_ascii_whitespace() => count += 1,
+                None => {}
+            }
+            j += 1;
+        }
+        worst = worst.max(count + blocks);
+        i = j + 2;
+    }
+    worst
+}
+
+/// Deeper than any real chat template nests (they stay in the tens).
+const MAX_TEMPLATE_NESTING: usize = 2048;
+/// The scan thread's stack: room for [`MAX_TEMPLATE_NESTING`] levels of
+/// serde and scan frames with a wide margin (only touched pages are committed).
+const SCAN_STACK: usize = 64 << 20;
+
+fn growth_hazard_scan(source: &str) -> Option<String> {
     use minijinja::machinery::{parse, WhitespaceConfig};
     let ast = parse(
         source,
@@ -875,6 +970,55 @@ mod tests {
             "{{ 'a\nb' | indent(width=1000000000) }}",
             TemplateLimit::Output,
         );
+    }
+
+    /// Found by fuzzing: `{{ -----…1 }}` 5,000 deep overflowed the stack in the
+    /// load-time scan and killed the process. Deep templates of every shape are
+    /// refused as a template limit, on a thread with a small (2 MiB) stack.
+    #[test]
+    fn deeply_nested_templates_are_a_limit_not_a_stack_overflow() {
+        let deep = |n: usize| {
+            [
+                format!("{{{{ {}1 }}}}", "-".repeat(n)),
+                format!("{{{{ a{} }}}}", ".b".repeat(n)),
+                format!("{{{{ a{} }}}}", "|e".repeat(n)),
+                format!("{{{{ 1{} }}}}", "+1".repeat(n)),
+                format!("{{{{ {}x }}}}", "not ".repeat(n)),
+                format!("{{{{ a{} }}}}", "[0]".repeat(n)),
+                format!("{}x{}", "{% if x %}".repeat(n), "{% endif %}".repeat(n)),
+            ]
+        };
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                for src in deep(20_000).into_iter().chain(deep(5_000)) {
+                    match ChatTemplate::new(src.clone()) {
+                        Ok(t) => assert!(
+                            matches!(
+                                t.render(&user(1), true),
+                                Err(EngineError::TemplateLimit { .. })
+                            ),
+                            "{}…",
+                            &src[..40]
+                        ),
+                        // minijinja's own limits may refuse it first: an error, not a crash.
+                        Err(e) => assert!(!e.to_string().is_empty()),
+                    }
+                }
+                // Real templates stay far below the bound.
+                assert!(
+                    nesting_bound(
+                        "{% for m in messages %}{{ '<|' + m.role + '|>' + m.content }}{% endfor %}"
+                    ) < 64
+                );
+                assert_eq!(
+                    nesting_bound("{{ 'a very long string literal counts once' }}"),
+                    1
+                );
+            })
+            .unwrap()
+            .join()
+            .expect("no stack overflow, no panic");
     }
 
     #[test]
