@@ -326,7 +326,10 @@ const MIN_TENSOR_BYTES: u64 = 8 + 4 + 4 + 8;
 /// Arrays up to this many elements are kept as values; longer ones only counted.
 const KEEP_ARRAY: u64 = 64;
 
-/// Read the header of a GGUF file.
+type FileReader = Reader<BufReader<File>>;
+
+/// Read the header of a GGUF file: counts, metadata, tensor infos, then the
+/// check that every tensor's data lies inside the file.
 pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
     let (file, meta) = limits::open_regular(path).map_err(|e| match e {
         limits::ReadError::Io(e) => GgufError::Io(e),
@@ -347,6 +350,24 @@ pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
     if !(2..=3).contains(&version) {
         return Err(GgufError::Version(version));
     }
+    let (n_tensors, n_kv) = read_counts(&mut r)?;
+    let mut h = GgufHeader {
+        version,
+        file_size,
+        ..Default::default()
+    };
+    for _ in 0..n_kv {
+        read_kv(&mut r, &mut h)?;
+    }
+    let tensors = read_tensor_infos(&mut r, n_tensors)?;
+    check_data_extent(&h, &tensors, r.pos, file_size)?;
+    h.tensors = tensors;
+    Ok(h)
+}
+
+/// Tensor and key counts, bounded by the limits and by the bytes left (each
+/// entry takes a minimum size), so nothing is reserved from a hostile count.
+fn read_counts(r: &mut FileReader) -> Result<(u64, u64), GgufError> {
     let n_tensors = r.u64()?;
     let n_kv = r.u64()?;
     let left = r.remaining();
@@ -370,56 +391,59 @@ pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
             "{n_kv} keys and {n_tensors} tensors need at least {min_bytes} bytes, {left} are left"
         )));
     }
-    let mut h = GgufHeader {
-        version,
-        file_size,
-        ..Default::default()
-    };
-    for _ in 0..n_kv {
-        let key = r.string(limits::MAX_GGUF_NAME, "key")?;
-        let ty = r.u32()?;
-        if ty == 9 {
-            let ety = r.u32()?;
-            let len = r.u64()?;
-            // Each element takes at least its fixed size (strings: their 8-byte length).
-            let min = if ety == 8 {
-                8
-            } else {
-                Reader::<BufReader<File>>::scalar_size(ety).unwrap_or(1)
-            };
-            if len > limits::MAX_GGUF_ARRAY {
-                return Err(GgufError::Corrupt(format!(
-                    "array '{key}' of {len} items (limit {})",
-                    limits::MAX_GGUF_ARRAY
-                )));
-            }
-            if len.saturating_mul(min) > r.remaining() {
-                return Err(GgufError::TruncatedHeader(format!(
-                    "array '{key}' of {len} items cannot fit in the {} bytes left",
-                    r.remaining()
-                )));
-            }
-            h.array_lengths.insert(key.clone(), len);
-            if len <= KEEP_ARRAY && ety != 9 {
-                let mut items = Vec::with_capacity(len as usize);
-                for _ in 0..len {
-                    items.push(r.scalar(ety)?);
-                }
-                h.metadata.insert(key, Value::Array(items));
-            } else if ety == 8 {
-                for _ in 0..len {
-                    r.skip_string()?;
-                }
-            } else if let Some(sz) = Reader::<BufReader<File>>::scalar_size(ety) {
-                r.skip(len.saturating_mul(sz))?;
-            } else {
-                return Err(GgufError::Corrupt(format!("array '{key}' of type {ety}")));
-            }
-        } else {
-            let v = r.scalar(ty)?;
-            h.metadata.insert(key, v);
-        }
+    Ok((n_tensors, n_kv))
+}
+
+/// One metadata key and its value (arrays: short ones kept, long ones counted).
+fn read_kv(r: &mut FileReader, h: &mut GgufHeader) -> Result<(), GgufError> {
+    let key = r.string(limits::MAX_GGUF_NAME, "key")?;
+    let ty = r.u32()?;
+    if ty != 9 {
+        let v = r.scalar(ty)?;
+        h.metadata.insert(key, v);
+        return Ok(());
     }
+    let ety = r.u32()?;
+    let len = r.u64()?;
+    // Each element takes at least its fixed size (strings: their 8-byte length).
+    let min = if ety == 8 {
+        8
+    } else {
+        FileReader::scalar_size(ety).unwrap_or(1)
+    };
+    if len > limits::MAX_GGUF_ARRAY {
+        return Err(GgufError::Corrupt(format!(
+            "array '{key}' of {len} items (limit {})",
+            limits::MAX_GGUF_ARRAY
+        )));
+    }
+    if len.saturating_mul(min) > r.remaining() {
+        return Err(GgufError::TruncatedHeader(format!(
+            "array '{key}' of {len} items cannot fit in the {} bytes left",
+            r.remaining()
+        )));
+    }
+    h.array_lengths.insert(key.clone(), len);
+    if len <= KEEP_ARRAY && ety != 9 {
+        let mut items = Vec::with_capacity(len as usize);
+        for _ in 0..len {
+            items.push(r.scalar(ety)?);
+        }
+        h.metadata.insert(key, Value::Array(items));
+    } else if ety == 8 {
+        for _ in 0..len {
+            r.skip_string()?;
+        }
+    } else if let Some(sz) = FileReader::scalar_size(ety) {
+        r.skip(len.saturating_mul(sz))?;
+    } else {
+        return Err(GgufError::Corrupt(format!("array '{key}' of type {ety}")));
+    }
+    Ok(())
+}
+
+/// The tensor table (names, shapes, types, offsets).
+fn read_tensor_infos(r: &mut FileReader, n_tensors: u64) -> Result<Vec<GgufTensor>, GgufError> {
     // Bounded above by the bytes left; the vector grows as tensors are read.
     let mut tensors = Vec::with_capacity(n_tensors.min(4096) as usize);
     for _ in 0..n_tensors {
@@ -443,7 +467,16 @@ pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
             offset,
         });
     }
-    let pos = r.pos;
+    Ok(tensors)
+}
+
+/// Every tensor's bytes (after the aligned data start) must lie inside the file.
+fn check_data_extent(
+    h: &GgufHeader,
+    tensors: &[GgufTensor],
+    pos: u64,
+    file_size: u64,
+) -> Result<(), GgufError> {
     let alignment = h
         .get_u64("general.alignment")
         .filter(|a| *a > 0)
@@ -453,7 +486,7 @@ pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
     }
     let data_start = pos.div_ceil(alignment) * alignment;
     let mut needed = data_start;
-    for t in &tensors {
+    for t in tensors {
         let (block, bytes) = ggml_type_layout(t.ggml_type).ok_or_else(|| {
             GgufError::Corrupt(format!(
                 "tensor '{}' has unknown type {}",
@@ -474,6 +507,5 @@ pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
             actual: file_size,
         });
     }
-    h.tensors = tensors;
-    Ok(h)
+    Ok(())
 }
