@@ -36,6 +36,8 @@ enum Command {
     Rm(cmd::rm::Args),
     /// Run a model: one-shot prompt, piped input, or interactive chat
     Run(cmd::run::Args),
+    /// Embed texts with an embedding model (JSONL records, or --json)
+    Embed(cmd::embed::Args),
     /// Serve models over an OpenAI-compatible HTTP API
     #[command(alias = "server")]
     Serve(cmd::serve::Args),
@@ -84,6 +86,7 @@ impl Command {
             Command::Health(a) => ("health", a.json),
             Command::Rm(a) => ("rm", a.json),
             Command::Run(a) => ("run", a.json),
+            Command::Embed(a) => ("embed", a.json),
             Command::Serve(_) => ("serve", false),
             Command::Pull(a) => ("pull", a.json),
             Command::Clone(a) => ("clone", a.json),
@@ -150,6 +153,7 @@ fn real_main() -> i32 {
         Command::Health(a) => cmd::health::run(a),
         Command::Rm(a) => cmd::rm::run(a),
         Command::Run(a) => cmd::run::run(a),
+        Command::Embed(a) => cmd::embed::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Pull(a) => cmd::hub::pull(a),
         Command::Clone(a) => cmd::hub::clone(a),

@@ -110,8 +110,10 @@ pub const SAFETENSORS_TEXT_MODEL_TYPES: &[&str] = &[
     "gemma3_text",
 ];
 
-/// Encoder embedders (config.json `model_type`).
-pub const EMBEDDING_MODEL_TYPES: &[&str] = &[];
+/// Embedding models (config.json `model_type`) the embeddings backend loads
+/// from safetensors: encoders (BERT family, XLM-RoBERTa, ModernBERT) and the
+/// decoder embedders (Qwen3-Embedding, gte-Qwen2) with last-token pooling.
+pub const EMBEDDING_MODEL_TYPES: &[&str] = &["bert", "xlm-roberta", "modernbert", "qwen3", "qwen2"];
 
 /// Speech-to-text models.
 pub const AUDIO_MODEL_TYPES: &[&str] = &[];
@@ -180,7 +182,29 @@ pub struct NoEngine {
 /// and whether it runs the architecture, are [`is_built`] and [`check_arch`].
 pub fn backend_for(format: Format, kind: ModelKind, want: Modality) -> Result<Backend, NoEngine> {
     match (kind, want) {
-        (ModelKind::Embedding, _) | (_, Modality::Embeddings) => Ok(Backend::Embeddings),
+        (ModelKind::Embedding, _) | (_, Modality::Embeddings) => match format {
+            Format::Safetensors => Ok(Backend::Embeddings),
+            Format::Gguf => Err(NoEngine {
+                what: "GGUF embedding models",
+                reason: "No engine built for GGUF embedding models; use the safetensors (sentence-transformers) copy of this model",
+            }),
+            Format::MlxSafetensors => Err(NoEngine {
+                what: "MLX-quantized embedding models",
+                reason: "No engine built for MLX-quantized embedding models; use the unquantized safetensors copy of this model",
+            }),
+            Format::PytorchBin => Err(NoEngine {
+                what: "PyTorch .bin (pickle) weights",
+                reason: "PyTorch .bin weights are not loaded (pickle); use a safetensors copy of this model",
+            }),
+            Format::Onnx => Err(NoEngine {
+                what: "ONNX embedding models",
+                reason: "No engine built for ONNX embedding models; use the safetensors copy of this model",
+            }),
+            Format::Unknown => Err(NoEngine {
+                what: "an unknown weight format",
+                reason: "Unknown weight format",
+            }),
+        },
         (ModelKind::Audio, _) | (_, Modality::Audio) => Ok(Backend::Whisper),
         (_, Modality::Vision) => Ok(Backend::Vision),
         (_, Modality::Text) => match format {
@@ -245,7 +269,7 @@ mod tests {
             Ok(Backend::SafetensorsText)
         );
         assert_eq!(
-            backend_for(f, ModelKind::Embedding, Modality::Text),
+            backend_for(Format::Safetensors, ModelKind::Embedding, Modality::Text),
             Ok(Backend::Embeddings)
         );
         assert_eq!(
@@ -267,8 +291,19 @@ mod tests {
                 "{fmt:?}"
             );
         }
-        // A backend family exists for embeddings whatever the format.
-        assert!(backend_for(Format::Onnx, ModelKind::Embedding, Modality::Embeddings).is_ok());
+        // Embeddings load from safetensors only; every other format names why not.
+        for fmt in [
+            Format::Gguf,
+            Format::Onnx,
+            Format::PytorchBin,
+            Format::MlxSafetensors,
+        ] {
+            let e = backend_for(fmt, ModelKind::Embedding, Modality::Embeddings).unwrap_err();
+            assert!(
+                e.reason.contains("embedding") || e.reason.contains("pickle"),
+                "{fmt:?}: {e}"
+            );
+        }
     }
 
     #[test]

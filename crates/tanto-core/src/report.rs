@@ -30,6 +30,34 @@ pub fn workspace_of(r: &Resolved) -> Option<WorkspaceState> {
     }
 }
 
+/// A portable identity for vectors (embedding records, the server's
+/// `system_fingerprint`): `(model, content_hash)`. `model` is `org/name` for
+/// cache models, a workspace's `source_repo`, else the folder's name (never an
+/// absolute path); `content_hash` is the snapshot commit or the workspace's
+/// sentinel hash. Two vectors are comparable when both agree.
+pub fn vector_identity(r: &Resolved) -> (String, Option<String>) {
+    match &r.location {
+        Location::Cache { repo, snapshot, .. } => (
+            repo.repo_id.clone(),
+            snapshot.as_ref().map(|s| s.commit.clone()),
+        ),
+        Location::Folder { dir, .. } => {
+            let ws = workspace::workspace_state(dir);
+            let base = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| r.display_name.clone());
+            (ws.origin.unwrap_or(base), ws.content_hash)
+        }
+        Location::File { file } => (
+            file.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            None,
+        ),
+    }
+}
+
 /// `cache`, `ws` (clean), `ws*` (modified), `ws?` (unknown), `path` (unmanaged folder or file).
 pub fn source_tag(r: &Resolved, ws: Option<&WorkspaceState>) -> &'static str {
     match (&r.location, ws) {

@@ -170,6 +170,10 @@ pub enum EngineError {
     NoChatTemplate,
     #[error("prompt is {prompt} tokens but the context length is {context}")]
     PromptTooLong { prompt: usize, context: usize },
+    /// The request itself is invalid for this model (an empty input, a token
+    /// id outside the vocabulary, an instruction the model has no place for).
+    #[error("{0}")]
+    Validation(String),
     #[error("inference error: {0}")]
     Inference(String),
 }
@@ -220,9 +224,9 @@ impl EngineError {
             | EngineError::InvalidModel { .. }
             | EngineError::TemplateLimit { .. } => ErrorType::UnhealthyModel,
             EngineError::NoChatTemplate => ErrorType::CapabilityMismatch,
-            EngineError::PromptTooLong { .. } | EngineError::Template(_) => {
-                ErrorType::ValidationError
-            }
+            EngineError::PromptTooLong { .. }
+            | EngineError::Template(_)
+            | EngineError::Validation(_) => ErrorType::ValidationError,
             EngineError::Tokenizer(_) | EngineError::Inference(_) => ErrorType::ExecutionError,
         }
     }
@@ -339,6 +343,7 @@ mod tests {
                 prompt: 9,
                 context: 8,
             },
+            EngineError::Validation("x".into()),
             EngineError::Inference("x".into()),
         ]
     }

@@ -8,6 +8,7 @@
 #![allow(clippy::needless_range_loop, clippy::manual_is_multiple_of)]
 
 pub mod api;
+pub mod embed;
 pub mod engine;
 pub mod gguf;
 pub mod kernels;

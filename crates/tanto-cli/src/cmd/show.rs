@@ -257,6 +257,12 @@ pub fn render_json(d: &Data, args: &Args) -> Value {
     } else {
         o.insert("metadata".into(), metadata(p));
     }
+    if let Some(es) = &p.embedding {
+        o.insert(
+            "embedding".into(),
+            serde_json::to_value(es).unwrap_or(Value::Null),
+        );
+    }
     if let Some(dec) = &d.decision {
         o.insert("explain".into(), decision_json(dec));
     }
@@ -317,6 +323,38 @@ pub fn render_human(d: &Data, args: &Args) {
     }
     if let Some(cl) = p.context_length {
         kv("Context", cl.to_string());
+    }
+    if let Some(es) = &p.embedding {
+        let mut parts = Vec::new();
+        if let Some(d) = es.dimensions {
+            parts.push(format!("{d} dims"));
+        }
+        parts.push(format!("{} pooling", es.pooling_label()));
+        if !es.dense.is_empty() {
+            parts.push(format!("{} dense", es.dense.len()));
+        }
+        parts.push(
+            if es.normalize {
+                "normalized"
+            } else {
+                "not normalized"
+            }
+            .to_string(),
+        );
+        if let Some(m) = es.max_seq_length {
+            parts.push(format!("max {m} tokens"));
+        }
+        if es.matryoshka {
+            parts.push("matryoshka".into());
+        }
+        kv("Embedding", parts.join(", "));
+        if !es.prompts.is_empty() {
+            let names: Vec<&str> = es.prompts.keys().map(String::as_str).collect();
+            kv("Prompts", names.join(", "));
+        }
+        if args.explain {
+            kv("Pipeline", es.source.describe().to_string());
+        }
     }
     kv("Size", human_size(p.size_bytes));
     kv("Modified", human_age(p.last_modified));

@@ -170,9 +170,14 @@ pub fn memory_need(p: &Probe, cfg: &PolicyConfig) -> MemoryNeed {
         _ if p.weights_bytes <= 3 << 30 => 4,
         _ => 2,
     };
-    let kv_cache = p
-        .attention
-        .map_or(0, |a| a.kv_cache_bytes(context, kv_dtype_bytes));
+    // Embedders keep no cache between requests; their batch working set is
+    // bounded by the engine's token budget instead.
+    let kv_cache = match p.kind {
+        ModelKind::Embedding => 0,
+        _ => p
+            .attention
+            .map_or(0, |a| a.kv_cache_bytes(context, kv_dtype_bytes)),
+    };
     MemoryNeed {
         weights: p.weights_bytes,
         kv_cache,
@@ -231,7 +236,7 @@ fn capability_mismatch(p: &Probe, req: Request) -> TantoError {
                 "Model '{name}' is an embedding model and cannot do {}",
                 req.as_str()
             ),
-            "it produces vectors, not text; pick a text model (`tanto list` shows their TYPE as chat or base). This build has no embeddings engine yet".to_string(),
+            "it produces vectors, not text: use `tanto embed` or `POST /v1/embeddings`, or pick a text model (`tanto list` shows their TYPE as chat or base)".to_string(),
         ),
         (ModelKind::Audio, _) => (
             format!(

@@ -15,6 +15,7 @@
 pub mod cache;
 mod config;
 mod dims;
+pub mod embedding;
 mod files;
 pub mod gguf;
 mod health;
@@ -243,6 +244,9 @@ pub struct Probe {
     pub has_chat_template: bool,
     pub has_tokenizer: bool,
     pub last_modified: Option<SystemTime>,
+    /// Embedding models: pooling, Dense/Normalize, truncation and prompts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<embedding::EmbeddingSpec>,
     #[serde(skip)]
     pub files: Vec<FileEntry>,
     #[serde(skip)]
@@ -363,6 +367,7 @@ impl Probe {
             has_chat_template: false,
             has_tokenizer: false,
             last_modified: None,
+            embedding: None,
             files: Vec::new(),
             config: None,
         }
@@ -434,6 +439,9 @@ fn probe_files(
     tokenizer::apply(&headers, &tok, &mut p, &mut f);
 
     let k = kind::detect(&s, &cfg.cfg, &mut p);
+    if p.kind == ModelKind::Embedding {
+        p.embedding = Some(embedding::read(&s, &cfg.cfg, &p, &mut f));
+    }
     tokenizer::check(&s, &tok, &k, cfg.valid, &p, &mut f);
     kind::check_vision(&s, &k, &cfg.cfg, &mut f);
 
