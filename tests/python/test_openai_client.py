@@ -31,6 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF"
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+EMBED_ID = "sentence-transformers/all-MiniLM-L6-v2"
+EMBED_COMMIT = "89abcdef0123456789abcdef0123456789abcdef"
 
 
 def _skip(reason: str) -> None:
@@ -84,7 +86,7 @@ def server():
         if not model:
             client = openai.OpenAI(base_url=f"{base}/v1", api_key="none")
             model = client.models.list().data[0].id
-        yield base, model
+        yield base, model, None, None
         return
 
     models = Path(os.environ.get("TANTO_TEST_MODELS", Path.home() / ".cache/tanto/test-models"))
@@ -102,6 +104,19 @@ def server():
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(COMMIT)
     (snap / GGUF).symlink_to(gguf)
+    # The embedding model, file by file, as huggingface_hub lays it out.
+    minilm = models / "all-MiniLM-L6-v2"
+    if not minilm.is_dir():
+        _skip(f"test model {minilm} is absent (run scripts/fetch-test-models.sh)")
+    erepo = hf_home / "hub" / ("models--" + EMBED_ID.replace("/", "--"))
+    esnap = erepo / "snapshots" / EMBED_COMMIT
+    for f in minilm.rglob("*"):
+        if f.is_file():
+            dest = esnap / f.relative_to(minilm)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.symlink_to(f)
+    (erepo / "refs").mkdir()
+    (erepo / "refs" / "main").write_text(EMBED_COMMIT)
 
     port = _free_port()
     env = dict(os.environ, HF_HOME=str(hf_home))
@@ -116,7 +131,7 @@ def server():
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base, proc)
-        yield base, MODEL_ID
+        yield base, MODEL_ID, binary, env
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -132,7 +147,7 @@ def server():
 
 @pytest.fixture(scope="session")
 def client(server):
-    base, _ = server
+    base = server[0]
     return openai.OpenAI(base_url=f"{base}/v1", api_key=os.environ.get("TANTO_API_KEY", "none"))
 
 
@@ -232,3 +247,109 @@ def test_errors_are_typed(client, model):
         client.chat.completions.create(model=model, messages=MESSAGES, n=2)
     assert "n" in str(e.value)
     assert e.value.response.headers.get("x-request-id")
+
+
+# --- embeddings -------------------------------------------------------------
+
+TEXTS = ["hello world", "The quick brown fox jumps over the lazy dog.", "Grüße aus Köln 🙂"]
+
+
+def _cli_vectors(server, texts):
+    """The same texts through `tanto embed` (JSONL records) on the same cache."""
+    _, _, binary, env = server
+    if binary is None:
+        pytest.skip("needs the fixture's own server and cache")
+    out = subprocess.run(
+        [str(binary), "embed", EMBED_ID, *texts],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    import json
+    return [json.loads(line)["embedding"] for line in out.stdout.splitlines()]
+
+
+def _f32(x):
+    import struct
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def _close(a, b, tol=1e-6):
+    """Equal within `tol` as float32 values (JSON floats are f32's shortest form)."""
+    assert len(a) == len(b)
+    return max(abs(_f32(x) - _f32(y)) for x, y in zip(a, b)) <= tol
+
+
+def test_embeddings_listed_with_their_capability(client, server):
+    if server[2] is None:
+        pytest.skip("needs the fixture's cache")
+    m = next(m for m in client.models.list().data if m.id == EMBED_ID)
+    assert (m.model_extra or {})["capabilities"] == ["embeddings"]
+
+
+def test_embeddings_sdk_default_base64_float_and_cli_agree(client, server):
+    if server[2] is None:
+        pytest.skip("needs the fixture's cache")
+    default = client.embeddings.create(model=EMBED_ID, input=TEXTS)  # the SDK asks for base64
+    floats = client.embeddings.create(model=EMBED_ID, input=TEXTS, encoding_format="float")
+    cli = _cli_vectors(server, TEXTS)
+    assert [d.index for d in default.data] == [0, 1, 2]
+    for d, f, c in zip(default.data, floats.data, cli):
+        assert len(d.embedding) == 384
+        assert _close(d.embedding, f.embedding, 0.0), "base64 and float must be the same f32 values"
+        assert _close(d.embedding, c), "server and `tanto embed` differ"
+    # The published all-MiniLM-L6-v2 values for "hello world".
+    assert _close(default.data[0].embedding[:4], [-0.0344772, 0.0310232, 0.006735, 0.026109], 1e-6)
+    one = client.embeddings.create(model=EMBED_ID, input="hello world")
+    assert one.usage.prompt_tokens == 4  # [CLS] hello world [SEP]
+    assert one.usage.total_tokens == 4
+    assert default.model == EMBED_ID
+
+
+def test_embeddings_token_arrays(client, server):
+    if server[2] is None:
+        pytest.skip("needs the fixture's cache")
+    text = client.embeddings.create(model=EMBED_ID, input="hello world", encoding_format="float")
+    ids = client.embeddings.create(model=EMBED_ID, input=[[101, 7592, 2088, 102]], encoding_format="float")
+    assert _close(text.data[0].embedding, ids.data[0].embedding, 1e-6)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        [],
+        ["ok"] * 10_000,
+        ["ok", 3],
+        [[101, 99_999_999]],
+    ],
+    ids=["empty-string", "empty-array", "10k-array", "non-string-item", "token-out-of-vocab"],
+)
+def test_embeddings_bad_input_is_400_and_server_stays_up(client, server, bad):
+    if server[2] is None:
+        pytest.skip("needs the fixture's cache")
+    with pytest.raises(openai.BadRequestError) as e:
+        client.embeddings.create(model=EMBED_ID, input=bad, encoding_format="float")
+    assert e.value.status_code == 400
+    ok = client.embeddings.create(model=EMBED_ID, input="still up", encoding_format="float")
+    assert len(ok.data[0].embedding) == 384
+
+
+def test_embeddings_one_megabyte_string_is_truncated(client, server):
+    if server[2] is None:
+        pytest.skip("needs the fixture's cache")
+    r = client.embeddings.create(model=EMBED_ID, input="word " * 200_000, encoding_format="float")
+    assert r.usage.prompt_tokens == 256  # max_seq_length of all-MiniLM-L6-v2
+
+
+def test_embeddings_dimensions_and_wrong_model_kind(client, server, model):
+    if server[2] is None:
+        pytest.skip("needs the fixture's cache")
+    r = client.embeddings.create(model=EMBED_ID, input="x", dimensions=384, encoding_format="float")
+    assert len(r.data[0].embedding) == 384
+    with pytest.raises(openai.BadRequestError) as e:
+        client.embeddings.create(model=EMBED_ID, input="x", dimensions=64)
+    assert "384" in str(e.value)
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=EMBED_ID, messages=[{"role": "user", "content": "hi"}])
+    assert "embedding model" in str(e.value)
+    with pytest.raises(openai.BadRequestError):
+        client.embeddings.create(model=model, input="x")

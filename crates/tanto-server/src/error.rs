@@ -124,6 +124,7 @@ impl ApiError {
             )
             .with_param("model")
             .with_code("template_limit"),
+            EngineError::Validation(m) => Self::new(kind, m.clone()).with_param(prompt_param),
             _ => Self::new(kind, format!("Generation failed: {e}")),
         }
     }

@@ -16,8 +16,11 @@ use std::time::{Duration, Instant};
 use tanto_core::error::ErrorType;
 use tanto_core::plan::LoadPlan;
 use tanto_core::policy::{self, PolicyConfig, Request};
+use tanto_core::probe::embedding::EmbeddingSpec;
 use tanto_core::probe::{self, Probe};
+use tanto_core::registry::Backend;
 use tanto_core::resolve::{self, Resolved, Stores};
+use tanto_engine::embed::{EmbedInput, EmbeddingModel, EmbeddingModelInfo, InputType};
 use tanto_engine::{
     Delta, EngineError, Flow, GenerationOutput, GenerationParams, LoadOptions, Prompt, TextModel,
     TextModelInfo,
@@ -29,6 +32,16 @@ use crate::error::ApiError;
 /// Turns a load plan into a running model. The default is [`EngineLoader`].
 pub trait Loader: Send + Sync + 'static {
     fn load(&self, plan: &LoadPlan, opts: &LoadOptions) -> Result<Box<dyn TextModel>, EngineError>;
+
+    /// Load an embedding model with the probe's pipeline.
+    fn load_embedder(
+        &self,
+        plan: &LoadPlan,
+        spec: &EmbeddingSpec,
+        opts: &LoadOptions,
+    ) -> Result<Box<dyn EmbeddingModel>, EngineError> {
+        tanto_engine::embed::load_embedding_model(plan, spec, opts)
+    }
 }
 
 /// tanto-engine's `load_text_model`.
@@ -43,7 +56,10 @@ impl Loader for EngineLoader {
 
 /// The requests this server routes to a model (others are refused as
 /// `missing_backend` once the policy allows them).
-pub const SERVED: &[Request] = &[Request::Text, Request::Chat];
+pub const SERVED: &[Request] = &[Request::Text, Request::Chat, Request::Embeddings];
+
+/// Embedding jobs queued or running per model before new ones get 429.
+pub const MAX_EMBED_QUEUE: usize = 64;
 
 /// Events from a worker to the request that queued the job.
 pub enum Event {
@@ -56,6 +72,27 @@ pub enum Event {
         text: String,
     },
     Done(Result<GenerationOutput, EngineError>),
+}
+
+/// An embeddings request for the model's worker.
+pub struct EmbedJob {
+    pub inputs: Vec<EmbedInput>,
+    pub input_type: InputType,
+    pub instruct: Option<String>,
+    /// Vectors in input order and the tokens fed to the model.
+    pub reply: tokio::sync::oneshot::Sender<Result<(Vec<Vec<f32>>, usize), EngineError>>,
+}
+
+/// What a model's worker runs.
+enum Work {
+    Generate(Job),
+    Embed(EmbedJob),
+}
+
+/// A loaded model of either kind.
+enum AnyModel {
+    Text(Box<dyn TextModel>),
+    Embed(Box<dyn EmbeddingModel>),
 }
 
 pub struct Job {
@@ -73,6 +110,8 @@ pub struct Loaded {
     /// The id clients see (`org/name`, workspace name, or path).
     pub id: String,
     pub info: TextModelInfo,
+    /// Embedding models: dimensions, pooling, truncation.
+    pub embed_info: Option<EmbeddingModelInfo>,
     pub capabilities: Vec<&'static str>,
     /// What the policy counts for it: weights plus the KV cache.
     pub memory_bytes: u64,
@@ -80,7 +119,7 @@ pub struct Loaded {
     /// What the probe found when the model was admitted: later requests for
     /// the loaded model are decided by the policy from it.
     probe: Probe,
-    jobs: Mutex<std_mpsc::Sender<Job>>,
+    jobs: Mutex<std_mpsc::Sender<Work>>,
     /// Jobs queued or running.
     active: Arc<AtomicUsize>,
     last_used: Arc<Mutex<Instant>>,
@@ -89,12 +128,31 @@ pub struct Loaded {
 impl Loaded {
     /// Queue a job (FIFO behind the model's other jobs).
     pub fn submit(&self, job: Job) -> Result<(), ApiError> {
+        self.send(Work::Generate(job))
+    }
+
+    /// Queue an embeddings job; 429 when [`MAX_EMBED_QUEUE`] are waiting.
+    pub fn submit_embed(&self, job: EmbedJob) -> Result<(), ApiError> {
+        if self.queued() >= MAX_EMBED_QUEUE {
+            return Err(ApiError::new(
+                ErrorType::Overloaded,
+                format!(
+                    "Model '{}' has {} requests queued; retry shortly",
+                    self.id,
+                    self.queued()
+                ),
+            ));
+        }
+        self.send(Work::Embed(job))
+    }
+
+    fn send(&self, work: Work) -> Result<(), ApiError> {
         self.active.fetch_add(1, Ordering::SeqCst);
         self.touch();
         let sent = self
             .jobs
             .lock()
-            .map(|tx| tx.send(job).is_ok())
+            .map(|tx| tx.send(work).is_ok())
             .unwrap_or(false);
         if !sent {
             self.active.fetch_sub(1, Ordering::SeqCst);
@@ -235,7 +293,7 @@ impl Manager {
 
     /// Load `spec` at start-up and pin it against idle unloading.
     pub async fn preload(&self, spec: &str) -> Result<Arc<Loaded>, ApiError> {
-        let admitted = self.admit(spec, Request::Text).await?;
+        let admitted = self.admit(spec, None).await?;
         self.get_or_load(spec, admitted, true).await
     }
 
@@ -265,12 +323,13 @@ impl Manager {
             l.touch();
             return Ok(l);
         }
-        let admitted = self.admit(spec, req).await?;
+        let admitted = self.admit(spec, Some(req)).await?;
         self.get_or_load(spec, admitted, false).await
     }
 
     /// Resolve, probe and apply the policy (on the blocking pool: it reads files).
-    async fn admit(&self, spec: &str, req: Request) -> Result<Admitted, ApiError> {
+    /// `req` None: the model's own kind (embeddings for an embedder, else text).
+    async fn admit(&self, spec: &str, req: Option<Request>) -> Result<Admitted, ApiError> {
         let stores = self.stores.clone();
         let spec_owned = spec.to_string();
         let (resolved, probe) =
@@ -286,6 +345,7 @@ impl Manager {
                     format!("resolver task failed: {e}"),
                 )
             })??;
+        let req = req.unwrap_or_else(|| default_request(&probe));
         let host = tanto_core::host::detect();
         let (plan, decision) = policy::plan(&probe, req, &host, &self.policy)?;
         for w in &decision.warnings {
@@ -397,16 +457,42 @@ impl Manager {
             let started = Instant::now();
             tracing::info!(model = %id, "loading model");
             let plan = a.plan.clone();
+            let spec = a.probe.embedding.clone();
             let loaded = tokio::task::spawn_blocking(move || {
-                std::panic::catch_unwind(AssertUnwindSafe(|| loader.load(&plan, &opts)))
+                std::panic::catch_unwind(AssertUnwindSafe(|| match (plan.backend, &spec) {
+                    (Backend::Embeddings, Some(spec)) => loader
+                        .load_embedder(&plan, spec, &opts)
+                        .map(AnyModel::Embed),
+                    (Backend::Embeddings, None) => Err(EngineError::InvalidModel {
+                        path: plan.dir.clone(),
+                        message: "the probe found no embedding pipeline".into(),
+                    }),
+                    _ => loader.load(&plan, &opts).map(AnyModel::Text),
+                }))
             })
             .await;
             let result: Result<Arc<Loaded>, ApiError> = match loaded {
                 Ok(Ok(Ok(model))) => {
-                    let info = model.info().clone();
+                    let (info, embed_info) = match &model {
+                        AnyModel::Text(m) => (m.info().clone(), None),
+                        AnyModel::Embed(m) => {
+                            let e = m.info().clone();
+                            (
+                                TextModelInfo {
+                                    name: e.name.clone(),
+                                    architecture: e.architecture.clone(),
+                                    context_length: e.max_seq_length,
+                                    has_chat_template: false,
+                                    eos_token_ids: Vec::new(),
+                                    load_time: e.load_time,
+                                },
+                                Some(e),
+                            )
+                        }
+                    };
                     let active = Arc::new(AtomicUsize::new(0));
                     let last_used = Arc::new(Mutex::new(Instant::now()));
-                    let (jtx, jrx) = std_mpsc::channel::<Job>();
+                    let (jtx, jrx) = std_mpsc::channel::<Work>();
                     let w_active = active.clone();
                     let w_last = last_used.clone();
                     let w_id = id.clone();
@@ -420,6 +506,7 @@ impl Manager {
                                 key: a.key.clone(),
                                 id: id.clone(),
                                 info,
+                                embed_info,
                                 capabilities: served_capabilities(&a.probe),
                                 memory_bytes,
                                 pinned,
@@ -506,6 +593,15 @@ fn short(id: &str) -> String {
         .collect()
 }
 
+/// What a model is loaded for when no request names it (preload).
+fn default_request(p: &Probe) -> Request {
+    if p.kind == tanto_core::probe::ModelKind::Embedding {
+        Request::Embeddings
+    } else {
+        Request::Text
+    }
+}
+
 /// Refuse a request the policy allowed but this server does not route yet.
 fn served(req: Request) -> Result<(), ApiError> {
     if SERVED.contains(&req) {
@@ -520,21 +616,54 @@ fn served(req: Request) -> Result<(), ApiError> {
 
 /// The per-model worker: runs jobs one at a time, in arrival order.
 fn worker(
-    mut model: Box<dyn TextModel>,
-    jobs: std_mpsc::Receiver<Job>,
+    mut model: AnyModel,
+    jobs: std_mpsc::Receiver<Work>,
     active: Arc<AtomicUsize>,
     last_used: Arc<Mutex<Instant>>,
     shutting: Arc<AtomicBool>,
     id: String,
 ) {
-    while let Ok(job) = jobs.recv() {
-        run_job(model.as_mut(), job, &shutting);
+    while let Ok(work) = jobs.recv() {
+        match (&mut model, work) {
+            (AnyModel::Text(m), Work::Generate(job)) => run_job(m.as_mut(), job, &shutting),
+            (AnyModel::Embed(m), Work::Embed(job)) => run_embed(m.as_mut(), job, &shutting),
+            (_, Work::Generate(job)) => {
+                let _ = job
+                    .events
+                    .send(Event::Done(Err(EngineError::UnsupportedArchitecture(
+                        "an embedding model cannot generate text".into(),
+                    ))));
+            }
+            (_, Work::Embed(job)) => {
+                let _ = job.reply.send(Err(EngineError::UnsupportedArchitecture(
+                    "a text model cannot embed".into(),
+                )));
+            }
+        }
         active.fetch_sub(1, Ordering::SeqCst);
         if let Ok(mut t) = last_used.lock() {
             *t = Instant::now();
         }
     }
     tracing::debug!(model = %id, "model worker exiting; weights released");
+}
+
+fn run_embed(model: &mut dyn EmbeddingModel, job: EmbedJob, shutting: &AtomicBool) {
+    // The client left (or we are stopping) while this job waited in the queue.
+    if job.reply.is_closed() || shutting.load(Ordering::SeqCst) {
+        return;
+    }
+    let out = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let enc = model.encode(&job.inputs, job.input_type, job.instruct.as_deref())?;
+        let tokens = enc.iter().map(|e| e.ids.len()).sum();
+        Ok((model.embed_encoded(&enc)?, tokens))
+    }));
+    let res = out.unwrap_or_else(|_| {
+        Err(EngineError::Inference(
+            "the engine panicked while embedding".into(),
+        ))
+    });
+    let _ = job.reply.send(res);
 }
 
 fn run_job(model: &mut dyn TextModel, job: Job, shutting: &AtomicBool) {

@@ -84,6 +84,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models/{*id}", get(get_model))
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), gate));
@@ -230,7 +231,7 @@ async fn not_found(req: Request) -> ApiError {
     ApiError::new(
         ErrorType::InvalidRequest,
         format!(
-            "No route {} {}; tanto serve has GET /health, GET /v1/models, GET /v1/models/{{id}}, POST /v1/chat/completions, POST /v1/completions",
+            "No route {} {}; tanto serve has GET /health, GET /v1/models, GET /v1/models/{{id}}, POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings",
             req.method(),
             req.uri().path()
         ),
@@ -320,7 +321,7 @@ async fn list_models(State(st): St) -> Result<Response, ApiError> {
         let mut out = Vec::new();
         for r in resolve::all_models(&stores) {
             let p = probe::probe_resolved(&r);
-            if !p.serves_text() {
+            if !p.runnable() || manager::served_capabilities(&p).is_empty() {
                 continue;
             }
             let key = r.key();
@@ -383,12 +384,12 @@ async fn get_model(State(st): St, Path(id): Path<String>) -> Result<Response, Ap
     })
     .await
     .map_err(|e| ApiError::new(ErrorType::InternalError, format!("lookup failed: {e}")))??;
-    let d = policy::decide(
-        &p,
-        PolicyRequest::Text,
-        &tanto_core::host::detect(),
-        st.manager.policy(),
-    );
+    let req = if p.kind == probe::ModelKind::Embedding {
+        PolicyRequest::Embeddings
+    } else {
+        PolicyRequest::Text
+    };
+    let d = policy::decide(&p, req, &tanto_core::host::detect(), st.manager.policy());
     if let Some(e) = d.error {
         return Err(e.into());
     }
@@ -584,6 +585,91 @@ async fn generate(
     } else {
         sse::collect_response(meta, rx, st.shutdown_rx.clone(), log).await
     }
+}
+
+/// `<hash8>.cpu`: which weights made a vector (mlx-knife's form). The
+/// snapshot commit for cache models, else a hash of the model's key.
+fn fingerprint(key: &str) -> String {
+    let h = match key.rsplit_once('@') {
+        Some((_, commit)) if commit.len() >= 8 => commit[..8].to_string(),
+        _ => {
+            // FNV-1a: stable across runs and builds.
+            let mut x: u64 = 0xcbf29ce484222325;
+            for b in key.bytes() {
+                x = (x ^ b as u64).wrapping_mul(0x100000001b3);
+            }
+            format!("{:016x}", x)[..8].to_string()
+        }
+    };
+    format!("{h}.cpu")
+}
+
+async fn embeddings(
+    State(st): St,
+    Extension(rid): Extension<RequestId>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    use openai::embeddings as emb;
+    let t0 = Instant::now();
+    let body = read_json(req, st.cfg.body_limit).await?;
+    let r = emb::parse_embeddings(&body, st.manager.default_model.as_deref())?;
+    drop(body);
+    let model = st
+        .manager
+        .acquire(&r.model, PolicyRequest::Embeddings)
+        .await?;
+    let info = model.embed_info.clone().ok_or_else(|| {
+        ApiError::new(
+            ErrorType::InternalError,
+            "the model was admitted for embeddings but loaded without an embedder",
+        )
+    })?;
+    // A dimensions value the model cannot serve fails before any work.
+    emb::apply_dimensions(&mut [], r.dimensions, info.dimensions, info.matryoshka)?;
+    let n_inputs = r.inputs.len();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    model.submit_embed(manager::EmbedJob {
+        inputs: r.inputs,
+        input_type: r.input_type,
+        instruct: r.instruct,
+        reply: tx,
+    })?;
+    let mut sd = st.shutdown_rx.clone();
+    let res = tokio::select! {
+        biased;
+        res = rx => res,
+        _ = sd.wait_for(|v| *v) => return Err(ApiError::shutting_down()),
+    };
+    let (mut vecs, tokens) = res
+        .map_err(|_| {
+            ApiError::new(
+                ErrorType::InternalError,
+                "the model worker stopped before finishing this request",
+            )
+        })?
+        .map_err(|e| ApiError::from_generation(&e, "input"))?;
+    emb::apply_dimensions(&mut vecs, r.dimensions, info.dimensions, info.matryoshka)?;
+    let text = emb::render(
+        vecs,
+        r.encoding,
+        &model.id,
+        tokens,
+        &fingerprint(&model.key),
+    );
+    tracing::info!(
+        request_id = %rid.0,
+        model = %model.id,
+        inputs = n_inputs,
+        tokens,
+        ms = t0.elapsed().as_millis() as u64,
+        "embeddings"
+    );
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        text,
+    )
+        .into_response())
 }
 
 /// Serve until `shutdown` resolves, then drain.
