@@ -30,7 +30,7 @@ use crate::tokenizer::TextTokenizer;
 
 /// Padded tokens per forward pass (batch size × longest input). Bounds the
 /// working set: attention scores are batch × heads × len² floats.
-pub const DEFAULT_TOKEN_BUDGET: usize = 16_384;
+pub const DEFAULT_TOKEN_BUDGET: usize = 2_048;
 /// Most inputs in one forward pass.
 pub const MAX_BATCH: usize = 128;
 
