@@ -61,12 +61,12 @@ fn main() {
     if let Some(b) = budget {
         m.set_token_budget(b);
     }
-    let enc = m.encode(&inputs, InputType::Document, None).expect("encode");
+    let enc = m.encode(&inputs, InputType::Default, None).expect("encode");
     let tokens: usize = enc.iter().map(|e| e.ids.len()).sum();
     let mut best = f64::MAX;
     for _ in 0..runs {
         let t = Instant::now();
-        let enc = m.encode(&inputs, InputType::Document, None).expect("encode");
+        let enc = m.encode(&inputs, InputType::Default, None).expect("encode");
         let v = m.embed_encoded(&enc).expect("embed");
         assert_eq!(v.len(), inputs.len());
         best = best.min(t.elapsed().as_secs_f64());

@@ -80,9 +80,7 @@ fn minilm_matches_the_published_reference() {
         .iter()
         .map(|c| c["text"].as_str().unwrap().to_string())
         .collect();
-    let enc = m
-        .encode(&texts(&inputs), InputType::Document, None)
-        .unwrap();
+    let enc = m.encode(&texts(&inputs), InputType::Default, None).unwrap();
     let vecs = m.embed_encoded(&enc).unwrap();
     for (i, c) in cases.iter().enumerate() {
         assert_eq!(enc[i].ids, ids(&c["ids"]), "token ids of {:?}", inputs[i]);
@@ -104,9 +102,7 @@ fn minilm_matches_sentence_transformers_on_many_texts() {
         .iter()
         .map(|r| r["text"].as_str().unwrap().to_string())
         .collect();
-    let enc = m
-        .encode(&texts(&inputs), InputType::Document, None)
-        .unwrap();
+    let enc = m.encode(&texts(&inputs), InputType::Default, None).unwrap();
     let vecs = m.embed_encoded(&enc).unwrap();
     let mut truncated = 0;
     let mut worst = 1.0f64;
@@ -143,11 +139,11 @@ fn a_text_gives_the_same_vector_alone_or_in_a_batch_of_64() {
         .map(|i| format!("sentence number {i} {}", "with more words ".repeat(i % 17)))
         .collect();
     inputs.insert(20, "The quick brown fox jumps over the lazy dog.".into());
-    let batch = m.embed(&texts(&inputs), InputType::Document, None).unwrap();
+    let batch = m.embed(&texts(&inputs), InputType::Default, None).unwrap();
     let mut worst_abs = 0f32;
     for i in [0usize, 20, 41, 63] {
         let alone = m
-            .embed(&texts(&inputs[i..=i]), InputType::Document, None)
+            .embed(&texts(&inputs[i..=i]), InputType::Default, None)
             .unwrap();
         let cos = cosine(&alone[0], &batch[i]);
         assert!(cos >= 1.0 - 1e-6, "input {i}: cosine {cos}");
@@ -165,14 +161,14 @@ fn token_arrays_and_bad_inputs() {
     let from_text = m
         .embed(
             &[EmbedInput::Text("hello world".into())],
-            InputType::Document,
+            InputType::Default,
             None,
         )
         .unwrap();
     let from_ids = m
         .embed(
             &[EmbedInput::Tokens(vec![101, 7592, 2088, 102])],
-            InputType::Document,
+            InputType::Default,
             None,
         )
         .unwrap();
@@ -181,14 +177,14 @@ fn token_arrays_and_bad_inputs() {
     let e = m
         .embed(
             &[EmbedInput::Tokens(vec![101, vocab])],
-            InputType::Document,
+            InputType::Default,
             None,
         )
         .unwrap_err();
     assert!(e.to_string().contains("outside the vocabulary"), "{e}");
     assert_eq!(e.http_status(), 400);
     let e = m
-        .embed(&[EmbedInput::Tokens(vec![])], InputType::Document, None)
+        .embed(&[EmbedInput::Tokens(vec![])], InputType::Default, None)
         .unwrap_err();
     assert_eq!(e.http_status(), 400);
     // MiniLM has no instruction format.
@@ -203,7 +199,7 @@ fn token_arrays_and_bad_inputs() {
     // A very long text is truncated, not refused.
     let long = "word ".repeat(200_000);
     let enc = m
-        .encode(&[EmbedInput::Text(long)], InputType::Document, None)
+        .encode(&[EmbedInput::Text(long)], InputType::Default, None)
         .unwrap();
     assert_eq!(enc[0].ids.len(), 256);
     assert!(enc[0].truncated_tokens > 100_000);
@@ -231,7 +227,8 @@ fn check_tiny(name: &str) {
         .iter()
         .map(|t| t.as_str().unwrap().to_string())
         .collect();
-    let mut sets = vec![(InputType::Document, "token_ids", "embeddings")];
+    // sentence-transformers' `encode(texts)`: the default prompt (none here).
+    let mut sets = vec![(InputType::Default, "token_ids", "embeddings")];
     if fx.get("query_embeddings").is_some() {
         sets.push((InputType::Query, "query_token_ids", "query_embeddings"));
     }

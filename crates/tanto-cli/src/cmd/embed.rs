@@ -193,7 +193,7 @@ pub fn run(a: Args) -> CmdResult {
     let input_type = if a.query || a.instruct.is_some() {
         InputType::Query
     } else {
-        InputType::Document
+        InputType::Default
     };
     // An instruction the model has no place for fails before the load.
     spec.prompt(input_type, a.instruct.as_deref())

@@ -473,6 +473,8 @@ fn name_rule(name: &str, spec: &mut EmbeddingSpec) {
         spec.source = SpecSource::NameRuleE5;
         spec.prompts.insert("query".into(), "query: ".into());
         spec.prompts.insert("document".into(), "passage: ".into());
+        // e5 wants its prefix on every document: make it the default prompt.
+        spec.default_prompt_name = Some("document".into());
     }
 }
 

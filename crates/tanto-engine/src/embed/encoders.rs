@@ -171,7 +171,15 @@ pub(crate) fn load(
             }))
         }
         "modernbert" => {
-            let c: m::modernbert::Config = serde_json::from_value(cfg.clone()).map_err(parse)?;
+            // transformers names it `norm_eps`; candle's config reads `layer_norm_eps`.
+            let mut cfg = cfg.clone();
+            if let Some(o) = cfg.as_object_mut() {
+                if !o.contains_key("layer_norm_eps") {
+                    let eps = o.get("norm_eps").cloned().unwrap_or(1e-5.into());
+                    o.insert("layer_norm_eps".into(), eps);
+                }
+            }
+            let c: m::modernbert::Config = serde_json::from_value(cfg).map_err(parse)?;
             let vb = with_prefix(vb, "embeddings.tok_embeddings.weight", "model", &[""]);
             let model = guarded(path, || m::modernbert::ModernBert::load(vb, &c))?;
             boxed(Box::new(Sized {

@@ -175,7 +175,7 @@ pub fn parse_embeddings(
         ),
     };
     let input_type = match o.get("input_type") {
-        None | Some(Value::Null) => InputType::Document,
+        None | Some(Value::Null) => InputType::Default,
         Some(Value::String(s)) if s == "query" => InputType::Query,
         Some(Value::String(s)) if s == "document" || s == "passage" => InputType::Document,
         Some(other) => {
