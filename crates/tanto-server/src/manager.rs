@@ -74,13 +74,16 @@ pub enum Event {
     Done(Result<GenerationOutput, EngineError>),
 }
 
+/// Vectors in input order and the tokens fed to the model, or the failure.
+pub type EmbedResult = Result<(Vec<Vec<f32>>, usize), EngineError>;
+
 /// An embeddings request for the model's worker.
 pub struct EmbedJob {
     pub inputs: Vec<EmbedInput>,
     pub input_type: InputType,
     pub instruct: Option<String>,
     /// Vectors in input order and the tokens fed to the model.
-    pub reply: tokio::sync::oneshot::Sender<Result<(Vec<Vec<f32>>, usize), EngineError>>,
+    pub reply: tokio::sync::oneshot::Sender<EmbedResult>,
 }
 
 /// What a model's worker runs.

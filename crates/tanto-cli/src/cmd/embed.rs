@@ -84,6 +84,7 @@ struct EnvelopeData<'a> {
 }
 
 /// One input with the fields it passes through.
+#[derive(Debug)]
 struct Record {
     text: String,
     extra: Map<String, Value>,

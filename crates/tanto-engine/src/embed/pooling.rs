@@ -13,7 +13,7 @@ use crate::api::EngineError;
 /// as sentence-transformers does. The first `skip` tokens (the prompt, with
 /// `include_prompt: false`) are left out of every mode but `cls`.
 pub fn pool(modes: &[Pooling], rows: &[f32], h: usize, skip: usize) -> Vec<f32> {
-    let len = if h == 0 { 0 } else { rows.len() / h };
+    let len = rows.len().checked_div(h).unwrap_or(0);
     let skip = skip.min(len);
     let row = |t: usize| &rows[t * h..(t + 1) * h];
     let kept = skip..len;
