@@ -309,10 +309,9 @@ pub(crate) fn read(s: &Scan, cfg: &Value, p: &Probe, f: &mut Findings) -> Embedd
                 }
             }
         }
-        spec.default_prompt_name = st
-            .get("default_prompt_name")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        if let Some(name) = st.get("default_prompt_name").and_then(Value::as_str) {
+            spec.default_prompt_name = Some(name.to_string());
+        }
         if st.get("truncate_dim").is_some_and(|v| !v.is_null()) {
             spec.matryoshka = true;
         }
