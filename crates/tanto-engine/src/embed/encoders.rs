@@ -70,19 +70,7 @@ fn with_prefix(
     vb
 }
 
-struct Bert(m::bert::BertModel);
-struct XlmRoberta(m::xlm_roberta::XLMRobertaModel);
 struct ModernBert(m::modernbert::ModernBert);
-
-impl Backbone for Bert {
-    fn forward(&mut self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-        let tt = ids.zeros_like()?;
-        self.0.forward(ids, &tt, Some(mask))
-    }
-    fn hidden_size(&self) -> usize {
-        0
-    }
-}
 
 /// A backbone with its hidden size (read from config.json).
 struct Sized<B> {
@@ -96,16 +84,6 @@ impl<B: Backbone> Backbone for Sized<B> {
     }
     fn hidden_size(&self) -> usize {
         self.hidden
-    }
-}
-
-impl Backbone for XlmRoberta {
-    fn forward(&mut self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-        let tt = ids.zeros_like()?;
-        self.0.forward(ids, mask, &tt, None, None, None)
-    }
-    fn hidden_size(&self) -> usize {
-        0
     }
 }
 
@@ -124,6 +102,7 @@ pub(crate) fn load(
     dir: &Path,
     files: &[PathBuf],
     cfg: &Value,
+    threads: usize,
 ) -> Result<Box<dyn Backbone>, EngineError> {
     let cfg_path = dir.join("config.json");
     for f in files {
@@ -148,27 +127,16 @@ pub(crate) fn load(
         .map_err(|e| inval(path, e))?;
     let boxed = |b: Box<dyn Backbone>| -> Box<dyn Backbone> { b };
     Ok(match arch {
-        "bert" => {
-            let c: m::bert::Config = serde_json::from_value(cfg.clone()).map_err(parse)?;
-            let model = guarded(path, || m::bert::BertModel::load(vb, &c))?;
-            boxed(Box::new(Sized {
-                inner: Bert(model),
-                hidden,
-            }))
-        }
-        "xlm-roberta" => {
-            let c: m::xlm_roberta::Config = serde_json::from_value(cfg.clone()).map_err(parse)?;
+        "bert" | "xlm-roberta" => {
             let vb = with_prefix(
                 vb,
                 "embeddings.word_embeddings.weight",
                 "",
-                &["roberta", "xlm-roberta"],
+                &["bert", "roberta", "xlm-roberta", "model"],
             );
-            let model = guarded(path, || m::xlm_roberta::XLMRobertaModel::new(&c, vb))?;
-            boxed(Box::new(Sized {
-                inner: XlmRoberta(model),
-                hidden,
-            }))
+            boxed(Box::new(guarded(path, || {
+                super::bert::Bert::load(arch, cfg, vb, threads)
+            })?))
         }
         "modernbert" => {
             // transformers names it `norm_eps`; candle's config reads `layer_norm_eps`.

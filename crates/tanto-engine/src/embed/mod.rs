@@ -12,6 +12,7 @@
 //! ModernBERT) and [`decoder`] (Qwen2/Qwen3 without a KV cache).
 
 pub mod batch;
+pub mod bert;
 pub mod decoder;
 pub mod encoders;
 pub mod pooling;
@@ -106,6 +107,10 @@ pub trait EmbeddingModel: Send {
 pub(crate) trait Backbone: Send {
     fn forward(&mut self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor>;
     fn hidden_size(&self) -> usize;
+    /// Padded tokens per forward pass that suit this backbone.
+    fn token_budget(&self) -> usize {
+        DEFAULT_TOKEN_BUDGET
+    }
 }
 
 /// Load the embedding model the policy planned, with the probe's spec.
@@ -164,12 +169,13 @@ impl Embedder {
             .unwrap_or_else(crate::threads::default_threads);
         let pool = crate::threads::rayon_pool(threads);
         let arch = plan.architecture.clone();
-        let build = || encoders::load(&arch, &plan.dir, files, &cfg);
+        let build = || encoders::load(&arch, &plan.dir, files, &cfg, threads);
         let backbone = match &pool {
             Some(p) => p.install(build)?,
             None => build()?,
         };
         let hidden = backbone.hidden_size();
+        let backbone_budget = backbone.token_budget();
         let mut dense = Vec::new();
         let mut width = hidden * spec.pooling.len().max(1);
         for d in &spec.dense {
@@ -241,7 +247,7 @@ impl Embedder {
             pad_id,
             max_len,
             pool,
-            token_budget: DEFAULT_TOKEN_BUDGET,
+            token_budget: backbone_budget,
         })
     }
 
