@@ -95,16 +95,19 @@ async fn models_list_and_retrieve() {
     assert_eq!(v["object"], "list");
     let data = v["data"].as_array().unwrap();
     let ids: Vec<&str> = data.iter().map(|m| m["id"].as_str().unwrap()).collect();
-    // Healthy, runnable text models only.
+    // Healthy, runnable models: text and embeddings.
     assert_eq!(
         ids,
         vec![
+            "test/embedder",
             "test/fake-base",
             "test/fake-chat",
             "test/fake-chat-2",
             "test/fake-tiny"
         ]
     );
+    let emb = data.iter().find(|m| m["id"] == "test/embedder").unwrap();
+    assert_eq!(emb["capabilities"], json!(["embeddings"]));
     let chat = data.iter().find(|m| m["id"] == CHAT).unwrap();
     assert_eq!(chat["object"], "model");
     assert_eq!(chat["owned_by"], "test");
