@@ -467,6 +467,10 @@ impl Backbone for Bert {
     fn token_budget(&self) -> usize {
         16_384
     }
+
+    fn engine_name(&self) -> &'static str {
+        "tanto-native encoder"
+    }
 }
 
 fn ids_device() -> &'static candle_core::Device {

@@ -111,6 +111,10 @@ pub(crate) trait Backbone: Send {
     fn token_budget(&self) -> usize {
         DEFAULT_TOKEN_BUDGET
     }
+    /// Whose code runs the forward pass (for `info().backend`).
+    fn engine_name(&self) -> &'static str {
+        "candle"
+    }
 }
 
 /// Load the embedding model the policy planned, with the probe's spec.
@@ -235,7 +239,7 @@ impl Embedder {
             pooling: spec.pooling_label(),
             normalize: spec.normalize,
             matryoshka: spec.matryoshka,
-            backend: format!("candle ({threads} threads)"),
+            backend: format!("{} ({threads} threads)", backbone.engine_name()),
             load_time: t0.elapsed(),
         };
         Ok(Self {
