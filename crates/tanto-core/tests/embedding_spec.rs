@@ -101,9 +101,12 @@ fn without_modules_json_the_name_rules_apply_and_say_so() {
     assert!(s.source.describe().contains("mean"));
 }
 
+/// (fixture, how to break it, expected problem code, text the message names).
+type Case<'a> = (&'a str, &'a dyn Fn(&Path), &'a str, &'a str);
+
 #[test]
 fn broken_module_files_are_health_problems_that_name_the_file() {
-    let cases: &[(&str, &dyn Fn(&Path), &str, &str)] = &[
+    let cases: &[Case] = &[
         (
             "bert-mean",
             &|d| std::fs::write(d.join("modules.json"), "{oops").unwrap(),
