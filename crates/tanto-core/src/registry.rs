@@ -209,11 +209,9 @@ pub fn backend_for(format: Format, kind: ModelKind, want: Modality) -> Result<Ba
         (_, Modality::Vision) => Ok(Backend::Vision),
         (_, Modality::Text) => match format {
             Format::Gguf => Ok(Backend::GgufText),
-            Format::Safetensors => Ok(Backend::SafetensorsText),
-            Format::MlxSafetensors => Err(NoEngine {
-                what: "MLX-quantized safetensors (needs Apple's MLX runtime)",
-                reason: "No engine built for MLX-quantized weights (they need Apple's MLX); use a GGUF or an unquantized safetensors copy of this model",
-            }),
+            // MLX affine-quantized checkpoints: repacked or dequantized at load
+            // (probe/mlx.rs decides which).
+            Format::Safetensors | Format::MlxSafetensors => Ok(Backend::SafetensorsText),
             Format::PytorchBin => Err(NoEngine {
                 what: "PyTorch .bin (pickle) weights",
                 reason: "PyTorch .bin weights are not loaded (pickle); use a safetensors or GGUF copy of this model",
@@ -280,12 +278,11 @@ mod tests {
             backend_for(f, ModelKind::Chat, Modality::Vision),
             Ok(Backend::Vision)
         );
-        for fmt in [
-            Format::MlxSafetensors,
-            Format::PytorchBin,
-            Format::Onnx,
-            Format::Unknown,
-        ] {
+        assert_eq!(
+            backend_for(Format::MlxSafetensors, ModelKind::Chat, Modality::Text),
+            Ok(Backend::SafetensorsText)
+        );
+        for fmt in [Format::PytorchBin, Format::Onnx, Format::Unknown] {
             assert!(
                 backend_for(fmt, ModelKind::Chat, Modality::Text).is_err(),
                 "{fmt:?}"

@@ -228,7 +228,10 @@ fn runnable_and_serves_text() {
         chat.health.healthy && chat.runtime.compatible
     );
     assert_eq!(chat.serves_text(), chat.runnable());
-    assert!(!mlx.runnable(), "no MLX engine in this build");
+    assert!(
+        mlx.runnable() && mlx.serves_text(),
+        "MLX 4-bit runs natively"
+    );
     assert!(!emb.serves_text(), "an embedder never generates text");
 }
 

@@ -133,9 +133,14 @@ fn gate_capability_other_mismatches() {
 }
 
 #[test]
-fn gate_backend_mlx_is_missing_backend_501() {
-    let p = probe(&presets::mlx_4bit(), "mlx-community/tiny-4bit");
-    let d = decide(&p, Request::Text, &plenty(), &PolicyConfig::default());
+fn gate_backend_mlx_embedder_is_missing_backend_501() {
+    let mut f = presets::mlx_4bit();
+    f.insert_json(
+        "modules.json",
+        &serde_json::json!([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]),
+    );
+    let p = probe(&f, "mlx-community/tiny-embed-4bit");
+    let d = decide(&p, Request::Embeddings, &plenty(), &PolicyConfig::default());
     assert_block(&d, "backend", ErrorType::MissingBackend, 501);
     assert!(d.error.unwrap().message.contains("MLX"));
 }
@@ -282,11 +287,16 @@ fn gate_memory_vision_and_audio_block_507() {
 
 #[test]
 fn decision_serialises_for_explain() {
-    let p = probe(&presets::mlx_4bit(), "mlx-community/tiny-4bit");
-    let d = decide(&p, Request::Text, &plenty(), &PolicyConfig::default());
+    let mut f = presets::mlx_4bit();
+    f.insert_json(
+        "modules.json",
+        &serde_json::json!([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]),
+    );
+    let p = probe(&f, "mlx-community/tiny-embed-4bit");
+    let d = decide(&p, Request::Embeddings, &plenty(), &PolicyConfig::default());
     let v = serde_json::to_value(&d).unwrap();
     assert_eq!(v["verdict"], "block");
-    assert_eq!(v["request"], "text");
+    assert_eq!(v["request"], "embeddings");
     assert_eq!(v["error"]["type"], "missing_backend");
     assert_eq!(v["gates"].as_array().unwrap().len(), 5);
     assert_eq!(v["gates"][3]["verdict"], "skipped");

@@ -594,8 +594,7 @@ fn preset_mlx_4bit() {
         (q.bits, q.group_size, q.method.as_str()),
         (Some(4), Some(64), "mlx")
     );
-    assert!(!p.runtime.compatible);
-    assert!(p.runtime.reason.clone().unwrap().contains("MLX"));
+    assert!(p.runtime.compatible, "{:?}", p.runtime.reason);
 }
 
 #[test]

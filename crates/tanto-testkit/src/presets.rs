@@ -254,23 +254,67 @@ pub const MLX_GROUP_SIZE: u32 = 64;
 /// A llama quantized by mlx-lm: `quantization: {bits: 4, group_size: 64}`, U32-packed
 /// weights with F16 scales/biases per group of 64.
 pub fn mlx_4bit() -> Files {
-    let per_u32 = 32 / MLX_BITS as u64; // 8 weights per u32
-    let g = MLX_GROUP_SIZE as u64;
-    let q = |b: SafetensorsBuilder, name: &str, out: u64, inp: u64| {
-        b.tensor(&format!("{name}.weight"), "U32", &[out, inp / per_u32])
-            .tensor(&format!("{name}.scales"), "F16", &[out, inp / g])
-            .tensor(&format!("{name}.biases"), "F16", &[out, inp / g])
-    };
+    mlx_quantized(&MlxOpts::default())
+}
+
+/// How [`mlx_quantized`] builds its checkpoint (defaults: [`mlx_4bit`]).
+#[derive(Debug, Clone)]
+pub struct MlxOpts {
+    pub bits: u32,
+    pub group_size: u32,
+    /// dtype of scales and biases.
+    pub scale_dtype: &'static str,
+    /// Extra config.json keys (override the llama defaults).
+    pub config: Value,
+    /// `quantization.mode`, when set.
+    pub mode: Option<&'static str>,
+    /// Per-module `(path, bits)` overrides: in the config and in the tensors.
+    pub overrides: Vec<(&'static str, u32)>,
+}
+
+impl Default for MlxOpts {
+    fn default() -> Self {
+        Self {
+            bits: MLX_BITS,
+            group_size: MLX_GROUP_SIZE,
+            scale_dtype: "F16",
+            config: json!({"torch_dtype": "float16"}),
+            mode: None,
+            overrides: Vec::new(),
+        }
+    }
+}
+
+/// The modules of the tiny llama: (path, out, in).
+pub const MLX_MODULES: &[(&str, u64, u64)] = &[
+    ("model.embed_tokens", 128, 64),
+    ("model.layers.0.self_attn.q_proj", 64, 64),
+    ("model.layers.0.self_attn.k_proj", 64, 64),
+    ("model.layers.0.self_attn.v_proj", 64, 64),
+    ("model.layers.0.self_attn.o_proj", 64, 64),
+    ("model.layers.0.mlp.gate_proj", 128, 64),
+    ("model.layers.0.mlp.up_proj", 128, 64),
+    ("model.layers.0.mlp.down_proj", 64, 128),
+    ("lm_head", 128, 64),
+];
+
+/// A tiny llama quantized as mlx-lm lays it out, per [`MlxOpts`].
+pub fn mlx_quantized(o: &MlxOpts) -> Files {
     let mut st = SafetensorsBuilder::new().metadata("format", "mlx");
-    st = q(st, "model.embed_tokens", 128, 64);
-    st = q(st, "model.layers.0.self_attn.q_proj", 64, 64);
-    st = q(st, "model.layers.0.self_attn.k_proj", 64, 64);
-    st = q(st, "model.layers.0.self_attn.v_proj", 64, 64);
-    st = q(st, "model.layers.0.self_attn.o_proj", 64, 64);
-    st = q(st, "model.layers.0.mlp.gate_proj", 128, 64);
-    st = q(st, "model.layers.0.mlp.up_proj", 128, 64);
-    st = q(st, "model.layers.0.mlp.down_proj", 64, 128);
-    st = q(st, "lm_head", 128, 64);
+    for &(name, out, inp) in MLX_MODULES {
+        let bits = o
+            .overrides
+            .iter()
+            .find(|(m, _)| *m == name)
+            .map_or(o.bits, |(_, b)| *b) as u64;
+        let g = o.group_size as u64;
+        st = st
+            .tensor(&format!("{name}.weight"), "U32", &[out, inp * bits / 32])
+            .tensor(&format!("{name}.scales"), o.scale_dtype, &[out, inp / g]);
+        if o.mode.is_none_or(|m| m == "affine") {
+            st = st.tensor(&format!("{name}.biases"), o.scale_dtype, &[out, inp / g]);
+        }
+    }
     st = st
         .tensor("model.layers.0.input_layernorm.weight", "F16", &[64])
         .tensor(
@@ -279,14 +323,19 @@ pub fn mlx_4bit() -> Files {
             &[64],
         )
         .tensor("model.norm.weight", "F16", &[64]);
-    let quant = json!({"group_size": MLX_GROUP_SIZE, "bits": MLX_BITS});
+    let mut quant = json!({"group_size": o.group_size, "bits": o.bits});
+    if let Some(m) = o.mode {
+        quant["mode"] = json!(m);
+    }
+    for (m, b) in &o.overrides {
+        quant[*m] = json!({"group_size": o.group_size, "bits": b});
+    }
+    let mut extra = json!({"quantization": quant, "quantization_config": quant});
+    if let (Some(e), Value::Object(c)) = (extra.as_object_mut(), o.config.clone()) {
+        e.extend(c);
+    }
     let mut f = Files::new();
-    f.insert_json(
-        "config.json",
-        &llama_config(
-            json!({"quantization": quant, "quantization_config": quant, "torch_dtype": "float16"}),
-        ),
-    );
+    f.insert_json("config.json", &llama_config(extra));
     f.insert("model.safetensors", st.build());
     f.insert_json(
         "model.safetensors.index.json",
@@ -295,7 +344,7 @@ pub fn mlx_4bit() -> Files {
     text_tokenizer_files(&mut f, true);
     f.insert(
         "README.md",
-        "---\nlibrary_name: mlx\ntags:\n- mlx\n---\n# tiny llama 4bit (MLX)\n",
+        "---\nlibrary_name: mlx\ntags:\n- mlx\n---\n# tiny llama (MLX)\n",
     );
     f
 }

@@ -12,6 +12,7 @@ use crate::error::{ErrorType, TantoError};
 use crate::limits;
 use crate::policy::host::HostMemory;
 use crate::policy::plan::{load_plan, Backend, LoadPlan};
+use crate::probe::mlx::MlxPath;
 use crate::probe::{self, ModelKind, Probe};
 use crate::registry::{self, Modality};
 
@@ -138,7 +139,8 @@ impl Default for PolicyConfig {
 /// What loading a model costs in memory, as the memory gate counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct MemoryNeed {
-    /// Weight files (what is mapped).
+    /// Weight files (what is mapped); for MLX checkpoints the bytes after
+    /// repacking or dequantizing ([`crate::probe::mlx::MlxQuant::runtime_bytes`]).
     pub weights: u64,
     /// The KV cache at `context` tokens (0 when the attention shape is unknown).
     pub kv_cache: u64,
@@ -165,8 +167,13 @@ pub fn context_used(p: &Probe, cfg: &PolicyConfig) -> u64 {
 /// Weights plus KV cache: layers × kv_heads × head_dim × context × 2 × dtype bytes.
 pub fn memory_need(p: &Probe, cfg: &PolicyConfig) -> MemoryNeed {
     let context = context_used(p, cfg);
-    let kv_dtype_bytes = match p.format {
-        probe::Format::Gguf => 2,
+    // MLX checkpoints: what the engine holds after repacking or dequantizing.
+    let weights = p.mlx.as_ref().map_or(p.weights_bytes, |q| q.runtime_bytes);
+    let kv_dtype_bytes = match (p.format, &p.mlx) {
+        (probe::Format::Gguf, _) => 2,
+        (_, Some(q)) if q.path == MlxPath::Native => 2,
+        (_, Some(q)) if q.dequantized_dtype.as_deref() == Some("float32") => 4,
+        (_, Some(_)) => 2,
         _ if p.weights_bytes <= 3 << 30 => 4,
         _ => 2,
     };
@@ -179,11 +186,11 @@ pub fn memory_need(p: &Probe, cfg: &PolicyConfig) -> MemoryNeed {
             .map_or(0, |a| a.kv_cache_bytes(context, kv_dtype_bytes)),
     };
     MemoryNeed {
-        weights: p.weights_bytes,
+        weights,
         kv_cache,
         context,
         kv_dtype_bytes,
-        total: p.weights_bytes.saturating_add(kv_cache),
+        total: weights.saturating_add(kv_cache),
     }
 }
 

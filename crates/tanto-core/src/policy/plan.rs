@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::probe::mlx::MlxPath;
 use crate::probe::{Format, Probe};
 pub use crate::registry::Backend;
 
@@ -16,6 +17,14 @@ pub enum Weights {
     Gguf { file: PathBuf },
     /// One or more safetensors shards (config.json etc. live in `LoadPlan::dir`).
     Safetensors { files: Vec<PathBuf> },
+    /// MLX affine-quantized safetensors shards, and how the probe decided to
+    /// run them (repacked for the native kernels, or dequantized to `dtype`).
+    Mlx {
+        files: Vec<PathBuf>,
+        path: MlxPath,
+        /// The float dtype for [`MlxPath::Dequantize`] (`float32`/`bfloat16`).
+        dtype: Option<String>,
+    },
 }
 
 /// Everything the engine needs to load a model; produced by the policy when it allows.
@@ -40,6 +49,12 @@ pub fn load_plan(p: &Probe, backend: Backend) -> Option<LoadPlan> {
     let weights = if p.format == Format::Gguf {
         Weights::Gguf {
             file: p.weight_files.first()?.clone(),
+        }
+    } else if let (Format::MlxSafetensors, Some(q)) = (p.format, &p.mlx) {
+        Weights::Mlx {
+            files: p.weight_files.clone(),
+            path: q.path,
+            dtype: q.dequantized_dtype.clone(),
         }
     } else {
         Weights::Safetensors {

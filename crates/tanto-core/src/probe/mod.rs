@@ -20,6 +20,7 @@ mod files;
 pub mod gguf;
 mod health;
 mod kind;
+pub mod mlx;
 mod runtime;
 pub mod safetensors;
 mod tokenizer;
@@ -55,6 +56,9 @@ pub struct Quantization {
     pub group_size: Option<u32>,
     /// `gguf` (with `file_type`), `mlx`, or the HF `quant_method`.
     pub method: String,
+    /// MLX's `mode` (`affine`, `mxfp4`, …) when the config names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
     /// llama.cpp's file-type name (`Q4_K_M`, …) for GGUF.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_type: Option<String>,
@@ -79,6 +83,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     "corrupt_gguf",
     "truncated_safetensors",
     "corrupt_safetensors",
+    "quantization_mismatch",
     "index_invalid",
     "index_mismatch",
     "missing_shard",
@@ -247,6 +252,10 @@ pub struct Probe {
     /// Embedding models: pooling, Dense/Normalize, truncation and prompts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<embedding::EmbeddingSpec>,
+    /// MLX-quantized checkpoints: the quantization, its consistency with the
+    /// tensors, and the engine path (see [`mlx`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlx: Option<mlx::MlxQuant>,
     #[serde(skip)]
     pub files: Vec<FileEntry>,
     #[serde(skip)]
@@ -368,6 +377,7 @@ impl Probe {
             has_tokenizer: false,
             last_modified: None,
             embedding: None,
+            mlx: None,
             files: Vec::new(),
             config: None,
         }
@@ -434,6 +444,9 @@ fn probe_files(
     let headers = weights::read_headers(&s, &candidates, &cfg, &lfs, &mut p, &mut f);
     let tok = tokenizer::read(&s, &mut f);
     weights::describe(&headers, &cfg.cfg, &mut p);
+    if p.format == Format::MlxSafetensors {
+        p.mlx = mlx::read(&cfg.cfg, &headers.tensors, &mut f);
+    }
     let gguf_name = candidates.ggufs.first().map_or("", |g| g.path.as_str());
     dims::check(headers.gguf.as_ref(), gguf_name, &cfg.cfg, &mut p, &mut f);
     tokenizer::apply(&headers, &tok, &mut p, &mut f);

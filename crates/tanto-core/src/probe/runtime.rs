@@ -19,6 +19,16 @@ pub(crate) fn compat(p: &Probe, modality: Modality) -> Runtime {
         Ok(b) => b,
         Err(e) => return no(e.reason.to_string()),
     };
+    if p.format == registry::Format::MlxSafetensors {
+        match &p.mlx {
+            None => return no("the MLX quantization block could not be read".into()),
+            Some(q) => {
+                if let Some(why) = &q.unsupported {
+                    return no(why.clone());
+                }
+            }
+        }
+    }
     let arch = p.config_model_type.clone().unwrap_or_default();
     match registry::check_arch(backend, &arch) {
         Ok(()) => Runtime {

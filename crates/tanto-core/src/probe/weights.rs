@@ -115,6 +115,9 @@ pub(crate) struct Headers {
     pub gguf: Option<GgufHeader>,
     /// Bytes per safetensors dtype (the most common one names `dtype`).
     pub st_dtypes: BTreeMap<String, u64>,
+    /// Every tensor of every shard (MLX checkpoints only: their quantized
+    /// modules are checked across shards).
+    pub tensors: BTreeMap<String, safetensors::TensorInfo>,
 }
 
 /// Read the headers of the selected weights (GGUF: the first file only).
@@ -137,7 +140,8 @@ pub(crate) fn read_headers(
     }
     if matches!(p.format, Format::Safetensors | Format::MlxSafetensors) {
         check_index(&s.dir, &s.files, &c.sts, f);
-        let params = read_safetensors(s, &c.sts, cfg, lfs, &mut h.st_dtypes, f);
+        let keep = (p.format == Format::MlxSafetensors).then_some(&mut h.tensors);
+        let params = read_safetensors(s, &c.sts, cfg, lfs, &mut h.st_dtypes, keep, f);
         if params > 0 {
             p.parameters = Some(params);
         }
@@ -178,6 +182,7 @@ fn read_safetensors(
     cfg: &Config,
     lfs: &[String],
     dtypes: &mut BTreeMap<String, u64>,
+    mut keep: Option<&mut BTreeMap<String, safetensors::TensorInfo>>,
     f: &mut Findings,
 ) -> u64 {
     let qbits = cfg
@@ -192,6 +197,9 @@ fn read_safetensors(
         }
         match safetensors::read_header(&s.dir.join(&file.path)) {
             Ok(h) => {
+                if let Some(k) = keep.as_deref_mut() {
+                    k.extend(h.tensors.iter().map(|(n, t)| (n.clone(), t.clone())));
+                }
                 for (name, t) in &h.tensors {
                     let e = dtypes.entry(t.dtype.clone()).or_default();
                     *e = e.saturating_add(t.end - t.start);
@@ -239,6 +247,7 @@ pub(crate) fn describe(h: &Headers, cfg: &Value, p: &mut Probe) {
                 bits: (bits > 0).then_some(bits),
                 group_size: None,
                 method: "gguf".into(),
+                mode: None,
                 file_type: Some(name.to_string()),
             });
         }
@@ -254,6 +263,7 @@ pub(crate) fn describe(h: &Headers, cfg: &Value, p: &mut Probe) {
                 .map(|(d, _)| torch_dtype_name(d))
         });
     let quant = |q: &Value, method: String| Quantization {
+        mode: str_field(q, "mode").map(str::to_string),
         bits: q.get("bits").and_then(Value::as_u64).map(|b| b as u32),
         group_size: q
             .get("group_size")
