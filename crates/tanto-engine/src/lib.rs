@@ -8,10 +8,12 @@
 #![allow(clippy::needless_range_loop, clippy::manual_is_multiple_of)]
 
 pub mod api;
+pub mod device;
 pub mod embed;
 pub mod engine;
 pub mod gguf;
 pub mod kernels;
+pub mod mlx;
 pub mod models;
 pub mod sampler;
 pub mod stream;

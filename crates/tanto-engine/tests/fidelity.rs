@@ -331,7 +331,7 @@ fn prompt_too_long_and_no_template() {
 #[test]
 fn gguf_kv_cache_growth_and_chunking_keep_logits_identical() {
     use tanto_engine::gguf::{arch_of, read_gguf};
-    use tanto_engine::models::llama_gguf::GgufLlama;
+    use tanto_engine::models::llama_native::NativeLlama;
     use tanto_engine::models::Backbone;
     let Some(models) = models_dir("gguf_kv_cache_growth_and_chunking_keep_logits_identical") else {
         return;
@@ -339,7 +339,7 @@ fn gguf_kv_cache_growth_and_chunking_keep_logits_identical() {
     let path = gguf_path(&models);
     let load = || {
         let (ct, mmap) = read_gguf(&path).unwrap();
-        match GgufLlama::load(&path, &ct, &arch_of(&ct.metadata), mmap, 2, 2048) {
+        match NativeLlama::load(&path, &ct, &arch_of(&ct.metadata), mmap, 2, 2048) {
             Ok(m) => m,
             Err(e) => panic!("native load refused: {e:?}"),
         }

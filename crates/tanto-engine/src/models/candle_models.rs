@@ -95,27 +95,14 @@ impl CandleModel {
     pub fn load_safetensors(
         dir: &Path,
         files: &[PathBuf],
-        mut cfg: serde_json::Value,
+        cfg: serde_json::Value,
         model_type: &str,
         threads: usize,
         context: usize,
     ) -> Result<Self, EngineError> {
-        let cfg_path = dir.join("config.json");
         let (n_tensors, max_dim) = safetensors_extent(files)?;
-        check_config(&cfg_path, &cfg, n_tensors, max_dim)?;
-        if let Some(o) = cfg.as_object_mut() {
-            o.insert("max_position_embeddings".into(), context.into());
-            // Phi-3's LongRoPE tables split at this length; below it nothing changes.
-            if let Some(orig) = o
-                .get("original_max_position_embeddings")
-                .and_then(|v| v.as_u64())
-            {
-                let cut = orig.min(context as u64);
-                o.insert("original_max_position_embeddings".into(), cut.into());
-            }
-        }
-        let cfg_bytes = serde_json::to_vec(&cfg).map_err(|e| inval(&cfg_path, e))?;
-        let device = Device::Cpu;
+        check_config(&dir.join("config.json"), &cfg, n_tensors, max_dim)?;
+        let device = crate::device::select();
         let dtype = compute_dtype(files);
         for f in files {
             if !f.is_file() {
@@ -128,8 +115,63 @@ impl CandleModel {
         // SAFETY: read-only mapping of files tanto does not modify while loaded.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(files, dtype, &device) }
             .map_err(|e| inval(&files[0], e))?;
+        Self::from_varbuilder(
+            dir, vb, cfg, model_type, threads, context, dtype, device, &files[0],
+        )
+    }
+
+    /// The float engine over tensors already in memory (MLX checkpoints
+    /// dequantized at load), on `device` in `dtype`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn load_tensors(
+        dir: &Path,
+        tensors: std::collections::HashMap<String, Tensor>,
+        cfg: serde_json::Value,
+        model_type: &str,
+        threads: usize,
+        context: usize,
+        dtype: DType,
+        device: Device,
+    ) -> Result<Self, EngineError> {
+        let max_dim = tensors
+            .values()
+            .flat_map(|t| t.dims().to_vec())
+            .max()
+            .unwrap_or(0) as u64;
+        let cfg_path = dir.join("config.json");
+        check_config(&cfg_path, &cfg, tensors.len() as u64, max_dim)?;
+        let vb = VarBuilder::from_tensors(tensors, dtype, &device);
+        Self::from_varbuilder(
+            dir, vb, cfg, model_type, threads, context, dtype, device, &cfg_path,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn from_varbuilder(
+        dir: &Path,
+        vb: VarBuilder<'static>,
+        mut cfg: serde_json::Value,
+        model_type: &str,
+        threads: usize,
+        context: usize,
+        dtype: DType,
+        device: Device,
+        path: &Path,
+    ) -> Result<Self, EngineError> {
+        let cfg_path = dir.join("config.json");
+        if let Some(o) = cfg.as_object_mut() {
+            o.insert("max_position_embeddings".into(), context.into());
+            // Phi-3's LongRoPE tables split at this length; below it nothing changes.
+            if let Some(orig) = o
+                .get("original_max_position_embeddings")
+                .and_then(|v| v.as_u64())
+            {
+                let cut = orig.min(context as u64);
+                o.insert("original_max_position_embeddings".into(), cut.into());
+            }
+        }
+        let cfg_bytes = serde_json::to_vec(&cfg).map_err(|e| inval(&cfg_path, e))?;
         let parse = |e: serde_json::Error| inval(&cfg_path, e);
-        let path = files[0].as_path();
         let pool = crate::threads::rayon_pool(threads);
         let build = || -> Result<Inner, EngineError> {
             Ok(match model_type {
@@ -204,7 +246,7 @@ impl CandleModel {
         threads: usize,
         context: usize,
     ) -> Result<Self, EngineError> {
-        let device = Device::Cpu;
+        let device = crate::device::select();
         let src = GgufSource {
             path: path.to_path_buf(),
             arch: arch.to_string(),

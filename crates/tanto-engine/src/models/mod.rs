@@ -1,7 +1,7 @@
 //! Model backbones: given token ids at a position, produce next-token logits.
 
 pub mod candle_models;
-pub mod llama_gguf;
+pub mod llama_native;
 
 use crate::api::EngineError;
 

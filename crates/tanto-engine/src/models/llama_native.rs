@@ -1,7 +1,9 @@
-//! tanto's own llama-family forward pass for GGUF files (llama, mistral, smollm…)
-//! whose matrices are Q4_0, Q4_1, Q8_0, F16 or F32.
+//! tanto's own llama-family forward pass (llama, mistral, smollm…) for GGUF
+//! files whose matrices are Q4_0, Q4_1, Q8_0, F16 or F32, and for MLX
+//! checkpoints repacked into tanto's blocks (`mlx.rs`: Q4_1/bf16, affine 8-bit).
 //!
-//! Weights stay in the memory-mapped file. One forward pass runs on a
+//! GGUF weights stay in the memory-mapped file; repacked MLX weights live in
+//! one owned buffer. One forward pass runs on a
 //! [`SpinPool`] team in lock-step: every thread takes a share of each operation
 //! (rows of a matmul, tokens of a norm, heads of attention) and the team meets at
 //! a barrier between dependent steps. The arithmetic follows llama.cpp's CPU
@@ -42,29 +44,33 @@ pub struct LlamaConfig {
     pub context: usize,
 }
 
+/// One weight matrix: its block type, shape and bytes in the model's buffer.
 #[derive(Debug, Clone, Copy)]
-struct W {
-    ty: WType,
-    rows: usize,
-    cols: usize,
-    off: usize,
-    len: usize,
+pub(crate) struct W {
+    pub ty: WType,
+    pub rows: usize,
+    pub cols: usize,
+    pub off: usize,
+    pub len: usize,
 }
 
-struct Layer {
-    attn_norm: Vec<f32>,
-    ffn_norm: Vec<f32>,
-    wq: W,
-    wk: W,
-    wv: W,
-    wo: W,
-    w_gate: W,
-    w_up: W,
-    w_down: W,
+pub(crate) struct Layer {
+    pub attn_norm: Vec<f32>,
+    pub ffn_norm: Vec<f32>,
+    pub wq: W,
+    pub wk: W,
+    pub wv: W,
+    pub wo: W,
+    pub w_gate: W,
+    pub w_up: W,
+    pub w_down: W,
 }
 
-pub struct GgufLlama {
-    mmap: Arc<Mmap>,
+/// Where the weight bytes live: the mapped GGUF file or a repacked buffer.
+pub(crate) type WeightBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+pub struct NativeLlama {
+    data: WeightBytes,
     pub cfg: LlamaConfig,
     tok_embd: W,
     output: W,
@@ -105,7 +111,7 @@ pub enum NativeRefusal {
     Error(EngineError),
 }
 
-impl GgufLlama {
+impl NativeLlama {
     /// Build from a parsed GGUF whose `general.architecture` is `arch` (read once
     /// by the caller). `context` is the planned context (already bounded); the
     /// KV cache grows on demand up to it.
@@ -166,6 +172,7 @@ impl GgufLlama {
         };
         let base = ct.tensor_data_offset as usize;
         let file_len = mmap.len();
+        let mmap: WeightBytes = mmap;
         let tensor = |name: &str, rows: usize, cols: Option<usize>| -> Result<W, NativeRefusal> {
             let info = ct
                 .tensor_infos
@@ -208,7 +215,7 @@ impl GgufLlama {
                 ty: w.ty,
                 rows: w.rows,
                 cols: w.cols,
-                data: &mmap[w.off..w.off + w.len],
+                data: &(*mmap).as_ref()[w.off..w.off + w.len],
             };
             let mut v = vec![0f32; w.cols];
             m.dequantize_row(0, &mut v);
@@ -244,8 +251,22 @@ impl GgufLlama {
                 w_down: tensor(&p("ffn_down"), n_embd, Some(n_ff))?,
             });
         }
-        // Matmul inputs must be quantized the same way for all weights of a step.
-        for l in &layers {
+        let cfg = LlamaConfig { vocab, ..cfg };
+        Self::check_mixed(&layers)?;
+        Ok(Self::from_parts(
+            mmap,
+            cfg,
+            tok_embd,
+            output,
+            output_norm,
+            layers,
+            threads,
+        ))
+    }
+
+    /// Matmul inputs must be quantized the same way for all weights of a step.
+    pub(crate) fn check_mixed(layers: &[Layer]) -> Result<(), NativeRefusal> {
+        for l in layers {
             let q = l.wq.ty.is_quantized();
             for w in [l.wk, l.wv] {
                 if w.ty.is_quantized() != q {
@@ -256,20 +277,34 @@ impl GgufLlama {
                 return Err(NativeRefusal::Unsupported("mixed gate/up types".into()));
             }
         }
-        let cfg = LlamaConfig { vocab, ..cfg };
-        Ok(Self {
+        Ok(())
+    }
+
+    /// Assemble a model whose matrices (`W` offsets into `data`) were checked
+    /// by the caller against `cfg`.
+    pub(crate) fn from_parts(
+        data: WeightBytes,
+        cfg: LlamaConfig,
+        tok_embd: W,
+        output: W,
+        output_norm: Vec<f32>,
+        layers: Vec<Layer>,
+        threads: usize,
+    ) -> Self {
+        let n_layer = layers.len();
+        Self {
             k_cache: vec![Vec::new(); n_layer],
             v_cache: vec![Vec::new(); n_layer],
             cache_cap: 0,
             cache_len: 0,
-            mmap,
+            data,
             cfg,
             tok_embd,
             output,
             output_norm,
             layers,
             pool: SpinPool::new(threads),
-        })
+        }
     }
 
     fn mat(&self, w: W) -> QMatRef<'_> {
@@ -277,7 +312,7 @@ impl GgufLlama {
             ty: w.ty,
             rows: w.rows,
             cols: w.cols,
-            data: &self.mmap[w.off..w.off + w.len],
+            data: &(*self.data).as_ref()[w.off..w.off + w.len],
         }
     }
 
@@ -421,7 +456,7 @@ fn softmax_exp_sum(sc: &mut [f32], mx: f32) -> f64 {
 /// its own share of rows, tokens or heads; the team syncs between steps.
 #[derive(Clone, Copy)]
 struct Pass<'a> {
-    m: &'a GgufLlama,
+    m: &'a NativeLlama,
     c: &'a LlamaConfig,
     n_t: usize,
     pos: usize,
@@ -778,7 +813,7 @@ impl Pass<'_> {
     }
 }
 
-impl Backbone for GgufLlama {
+impl Backbone for NativeLlama {
     fn forward(&mut self, ids: &[u32], pos: usize) -> Result<Vec<f32>, EngineError> {
         let n_t = ids.len();
         if n_t == 0 {
