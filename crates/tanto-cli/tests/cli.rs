@@ -217,10 +217,10 @@ fn list_json_classifies_every_entry() {
             "{id}: {m:#}"
         );
     }
-    // MLX is never runnable here, and says so.
+    // MLX 4-bit llama runs on the native kernels.
     let mlx = find(models, "mlx-community/tiny-llama-chat-4bit");
-    assert_eq!(mlx["runtime_compatible"], false);
-    assert!(mlx["reason"].as_str().unwrap().contains("MLX"));
+    assert_eq!(mlx["runtime_compatible"], true);
+    assert!(mlx["reason"].is_null());
     // The GGUF llama is runnable when this build has the engine.
     let gguf = find(models, "tanto-test/tiny-llama-chat-GGUF");
     let runnable = tanto_core::registry::supports(tanto_core::plan::Backend::GgufText, "llama");
@@ -370,6 +370,13 @@ fn show_explain_json_lists_gates() {
         gate_names(ex),
         ["health", "capability", "backend", "runtime", "memory"]
     );
+    assert_eq!(ex["verdict"], "allow");
+    assert_eq!(v["data"]["mlx"]["path"], "native");
+    assert!(v["data"]["mlx"]["runtime_bytes"].as_u64().unwrap() > 0);
+
+    // A modality without an engine in this build: blocked at the backend gate.
+    let v = env.json(&["show", "openai/whisper-tiny-test", "--explain"], 0);
+    let ex = &v["data"]["explain"];
     assert_eq!(ex["verdict"], "block");
     assert_eq!(ex["http_status"], 501);
     assert_eq!(ex["error"]["type"], "missing_backend");

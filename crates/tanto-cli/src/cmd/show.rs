@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use tanto_core::error::{ErrorType, TantoError};
 use tanto_core::host;
 use tanto_core::policy::{self, Decision, GateVerdict, PolicyConfig, Request, Verdict};
+use tanto_core::probe::mlx::MlxPath;
 use tanto_core::probe::{ModelKind, Probe};
 use tanto_core::resolve::{self, Location, Stores};
 use tanto_core::workspace;
@@ -263,6 +264,12 @@ pub fn render_json(d: &Data, args: &Args) -> Value {
             serde_json::to_value(es).unwrap_or(Value::Null),
         );
     }
+    if let Some(mq) = &p.mlx {
+        o.insert(
+            "mlx".into(),
+            serde_json::to_value(mq).unwrap_or(Value::Null),
+        );
+    }
     if let Some(dec) = &d.decision {
         o.insert("explain".into(), decision_json(dec));
     }
@@ -317,7 +324,27 @@ pub fn render_human(d: &Data, args: &Args) {
         if let Some(g) = q.group_size {
             s.push_str(&format!(", group_size={g}"));
         }
+        if let Some(m) = &q.mode {
+            s.push_str(&format!(", mode={m}"));
+        }
         kv("Quantization", s);
+        if let Some(mq) = &p.mlx {
+            // How this build runs it, and what it holds in memory.
+            let how = match mq.path {
+                MlxPath::Native => {
+                    format!("native kernels ({} held)", human_size(mq.runtime_bytes))
+                }
+                MlxPath::Dequantize => format!(
+                    "dequantized to {} at load ({} held)",
+                    mq.dequantized_dtype.as_deref().unwrap_or("float32"),
+                    human_size(mq.runtime_bytes)
+                ),
+            };
+            kv("MLX path", how);
+            if args.explain {
+                kv("MLX reason", mq.path_reason.clone());
+            }
+        }
     } else if let Some(d) = &p.dtype {
         kv("Dtype", d.clone());
     }
