@@ -94,6 +94,9 @@ pub enum HubError {
     },
     #[error("{file}: invalid safetensors header: {message}")]
     BadShard { file: String, message: String },
+    /// `convert --quantize` refused the source or the options.
+    #[error("{0}")]
+    CannotQuantize(String),
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
 }
@@ -116,7 +119,8 @@ impl HubError {
             HubError::InvalidRepoId(_)
             | HubError::InvalidRevision { .. }
             | HubError::TargetNotEmpty(_)
-            | HubError::SourceNotADirectory(_) => ErrorType::ValidationError,
+            | HubError::SourceNotADirectory(_)
+            | HubError::CannotQuantize(_) => ErrorType::ValidationError,
             HubError::RepoNotFound { .. } | HubError::EntryNotFound { .. } => {
                 ErrorType::ModelNotFound
             }

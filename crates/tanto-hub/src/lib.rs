@@ -76,6 +76,7 @@ mod error;
 mod fsutil;
 mod lock;
 mod pull;
+pub mod quantize;
 
 pub use clone::{clone_snapshot, CloneReport};
 pub use config::{is_truthy, HubConfig, DEFAULT_ENDPOINT};
@@ -86,3 +87,4 @@ pub use pull::{
     matches_patterns, pending_pull, pull, FileStatus, PendingPull, PlannedFile, Progress,
     PullOptions, PullReport, PulledFile, DEFAULT_MAX_UNSIZED_BYTES,
 };
+pub use quantize::{quantize, QuantizeOptions, QuantizeReport};

@@ -440,7 +440,12 @@ async fn model_error_statuses() {
         .contains("/v1/completions"));
     check("test/embedder", 400, "capability_mismatch").await;
     check("test/weird-arch", 501, "runtime_incompatible").await;
-    check("test/mlx-4bit", 501, "missing_backend").await;
+    // An MLX config over tensors without scales: the probe finds them inconsistent.
+    let v = check("test/mlx-4bit", 422, "unhealthy_model").await;
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("scales"),
+        "{v}"
+    );
     // Ambiguous fuzzy name → 400 listing the candidates.
     let v = check("fake", 400, "ambiguous_match").await;
     assert!(v["error"]["message"]

@@ -162,7 +162,7 @@ impl Fixture {
         fs::write(e.join("modules.json"), "[]").unwrap();
         fs::write(e.join("tokenizer.json"), "{}").unwrap();
         write_safetensors(&e.join("model.safetensors"));
-        // An MLX-quantized chat model: no engine in this build.
+        // An MLX quantization block over tensors without `.scales` (inconsistent).
         let m = f.snap("test/mlx-4bit");
         fs::write(
             m.join("config.json"),
