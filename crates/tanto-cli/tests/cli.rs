@@ -731,6 +731,81 @@ fn convert_json_carries_mlx_knife_fields() {
     assert_eq!(std::fs::read_to_string(full.join("keep.txt")).unwrap(), "x");
 }
 
+#[test]
+fn convert_quantize_writes_a_runnable_mlx_workspace() {
+    let env = Env::new();
+    env.cache.add("org/convertible", &presets::hf_chat());
+    let target = env.root().join("out/q4");
+    let v = env.json(
+        &[
+            "convert",
+            "org/convertible",
+            target.to_str().unwrap(),
+            "--quantize",
+            "4",
+            "--group-size",
+            "32",
+        ],
+        0,
+    );
+    let d = &v["data"];
+    assert_eq!(d["mode"], "quantize");
+    assert_eq!(
+        (d["bits"].as_u64(), d["group_size"].as_u64()),
+        (Some(4), Some(32))
+    );
+    assert_eq!(d["health_status"], "healthy", "{d:#}");
+    assert_eq!(d["message"], "Quantized to 4-bit successfully");
+    assert!(d["content_hash"].as_str().unwrap().starts_with("sha256:"));
+    let cfg: Value =
+        serde_json::from_slice(&std::fs::read(target.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["quantization"]["bits"], 4);
+    assert_eq!(cfg["quantization_config"]["group_size"], 32);
+    // The probe sees an MLX checkpoint it runs natively.
+    let v = env.json(&["show", target.to_str().unwrap()], 0);
+    assert_eq!(v["data"]["model"]["framework"], "MLX");
+    assert_eq!(v["data"]["mlx"]["path"], "native", "{:#}", v["data"]);
+
+    // Bad bits and group sizes, an already quantized source: errors with data.
+    let q7 = env.root().join("out/q7");
+    let v = env.json(
+        &[
+            "convert",
+            "org/convertible",
+            q7.to_str().unwrap(),
+            "--quantize",
+            "7",
+        ],
+        1,
+    );
+    assert!(!q7.exists());
+    assert!(v["error"]["message"].as_str().unwrap().contains("got 7"));
+    assert_eq!(v["data"]["mode"], "quantize");
+    let v = env.json(
+        &[
+            "convert",
+            target.to_str().unwrap(),
+            env.root().join("out/again").to_str().unwrap(),
+            "--quantize",
+            "8",
+        ],
+        1,
+    );
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("already quantized"));
+    let out = env.run(&[
+        "convert",
+        "org/convertible",
+        "x",
+        "--quantize",
+        "4",
+        "--repair-index",
+    ]);
+    assert_eq!(out.code, 2, "the two modes exclude each other");
+}
+
 // ---------------------------------------------------------------------------
 // pull answers from the cache without the hub
 

@@ -599,8 +599,23 @@ pub struct ConvertArgs {
     /// Target folder (a bare name goes under $TANTO_WORKSPACE_HOME)
     pub target: PathBuf,
     /// Rebuild model.safetensors.index.json from the shard headers
-    #[arg(long)]
+    #[arg(long, conflicts_with = "quantize")]
     pub repair_index: bool,
+    /// MLX affine quantization to BITS (2, 3, 4, 5, 6 or 8), as `mlx_lm convert -q`
+    #[arg(long, value_name = "BITS")]
+    pub quantize: Option<u32>,
+    /// Values per quantization group (32, 64 or 128)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 64,
+        alias = "q-group-size",
+        requires = "quantize"
+    )]
+    pub group_size: u32,
+    /// Skip the health check of the written folder
+    #[arg(long)]
+    pub skip_health: bool,
     /// Print the JSON envelope
     #[arg(long)]
     pub json: bool,
@@ -617,16 +632,26 @@ fn convert_target(target: &Path) -> PathBuf {
 }
 
 pub fn convert(a: ConvertArgs) -> CmdResult {
-    if !a.repair_index {
+    if !a.repair_index && a.quantize.is_none() {
         // mlx-knife: InvalidArgumentError, no data.
         return Err(TantoError::new(
             ErrorType::InvalidRequest,
-            "convert needs a mode; this build supports --repair-index",
+            "convert needs a mode: --repair-index or --quantize BITS",
         )
-        .with_hint("tanto convert SRC DST --repair-index")
+        .with_hint("tanto convert SRC DST --quantize 4 (or --repair-index)")
         .into());
     }
-    convert_inner(&a).map_err(|e| {
+    let mode = if a.quantize.is_some() {
+        "quantize"
+    } else {
+        "repair-index"
+    };
+    let run = if a.quantize.is_some() {
+        convert_quantize(&a)
+    } else {
+        convert_inner(&a)
+    };
+    run.map_err(|e| {
         if e.data.is_some() {
             return e;
         }
@@ -634,11 +659,122 @@ pub fn convert(a: ConvertArgs) -> CmdResult {
         let data = json!({
             "source": a.source,
             "target": std::path::absolute(&target).unwrap_or(target),
-            "mode": "repair-index",
-            "health_check": true,
+            "mode": mode,
+            "health_check": !a.skip_health,
         });
         e.with_data(data)
     })
+}
+
+/// `convert SRC DST --quantize BITS`: tanto_hub::quantize, then the health check.
+fn convert_quantize(a: &ConvertArgs) -> CmdResult {
+    let json = a.json;
+    let bits = a.quantize.unwrap_or(4);
+    let stores = Stores::from_env();
+    let r = resolve::resolve(&a.source, &stores)?;
+    let Some(src) = r.model_dir() else {
+        return Err(
+            TantoError::new(ErrorType::UnhealthyModel, "the source has no snapshot").into(),
+        );
+    };
+    let target = convert_target(&a.target);
+    let tty = std::io::stderr().is_terminal() && !json;
+    let bar = tty.then(|| {
+        let pb = ProgressBar::new(0);
+        pb.set_style(
+            ProgressStyle::with_template("quantizing {bar:30} {pos}/{len} tensors  {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    let opts = tanto_hub::QuantizeOptions {
+        bits,
+        group_size: a.group_size,
+    };
+    let res = tanto_hub::quantize(Path::new(&src), &target, opts, &mut |done, total, name| {
+        if let Some(pb) = &bar {
+            pb.set_length(total as u64);
+            pb.set_position(done as u64);
+            pb.set_message(name.to_string());
+        }
+    });
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
+    let rep = res.map_err(|e| hub_err(&e, None))?;
+    let message = format!("Quantized to {bits}-bit successfully");
+    let (healthy, reason) = if a.skip_health {
+        (true, String::new())
+    } else {
+        folder_health(&rep.target, &stores)
+    };
+    if !healthy {
+        let data = json!({
+            "source": r.name,
+            "target": rep.target,
+            "mode": "quantize",
+            "health_check": true,
+            "health_status": "unhealthy",
+            "health_reason": reason,
+            "bits": bits,
+            "group_size": a.group_size,
+        });
+        let e: crate::output::CliError = TantoError::new(
+            ErrorType::UnhealthyModel,
+            format!("Output workspace failed health check: {reason}"),
+        )
+        .into();
+        return Err(e.with_data(data));
+    }
+    if json {
+        let mut d = json!({
+            "source": r.name,
+            "target": rep.target,
+            "mode": "quantize",
+            "health_check": !a.skip_health,
+            "message": message,
+            "bits": bits,
+            "group_size": a.group_size,
+            "content_hash": rep.sentinel.content_hash,
+            "dtype": rep.dtype,
+            "quantized_tensors": rep.quantized,
+            "shards": rep.shards,
+            "total_size": rep.total_size,
+            "total_parameters": rep.total_parameters,
+        });
+        if !a.skip_health {
+            d["health_status"] = json!("healthy");
+            d["health_reason"] = json!(reason);
+        }
+        output::print_json(&output::envelope_ok("convert", d));
+    } else {
+        outln(&format!(
+            "convert: {} → {}",
+            r.display_name,
+            rep.target.display()
+        ));
+        outln("  Mode: quantize");
+        outln(&format!(
+            "  {message} (group size {}, {} matrices, {} scales, {})",
+            a.group_size,
+            rep.quantized,
+            rep.dtype,
+            human_bytes_total(rep.total_size)
+        ));
+        if !a.skip_health {
+            outln("  ✓ Health check: passed");
+        }
+    }
+    Ok(output::EXIT_OK)
+}
+
+fn human_bytes_total(b: u64) -> String {
+    let mb = b as f64 / 1e6;
+    if mb >= 1000.0 {
+        format!("{:.2} GB", mb / 1000.0)
+    } else {
+        format!("{mb:.1} MB")
+    }
 }
 
 fn convert_inner(a: &ConvertArgs) -> CmdResult {
