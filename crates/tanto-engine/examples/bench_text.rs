@@ -38,12 +38,33 @@ fn main() {
         }
     }
     let Some(model) = model else {
-        eprintln!("usage: bench_text MODEL.gguf [--threads N] [--prompt-tokens N] [--gen N] [--runs N] [--json]");
+        eprintln!("usage: bench_text MODEL.gguf|MODEL_DIR [--threads N] [--prompt-tokens N] [--gen N] [--runs N] [--json]");
         std::process::exit(2);
     };
     let opts = LoadOptions { threads };
     let t0 = Instant::now();
-    let mut engine = TextEngine::load_gguf_file(&model, &opts).unwrap_or_else(|e| {
+    // A GGUF file loads directly; a model folder (safetensors, MLX) goes
+    // through resolve → probe → policy like `tanto run`.
+    let loaded = if model.is_dir() {
+        use tanto_core::policy::{plan, PolicyConfig, Request};
+        let stores = tanto_core::resolve::Stores::from_env();
+        let spec = model.display().to_string();
+        let r = tanto_core::resolve::resolve(&spec, &stores).unwrap_or_else(|e| {
+            eprintln!("resolve failed: {e}");
+            std::process::exit(1);
+        });
+        let p = tanto_core::probe::probe_resolved(&r);
+        let host = tanto_core::host::detect();
+        let (lp, _) =
+            plan(&p, Request::Text, &host, &PolicyConfig::from_env()).unwrap_or_else(|e| {
+                eprintln!("policy refused: {e}");
+                std::process::exit(1);
+            });
+        TextEngine::load(&lp, &opts)
+    } else {
+        TextEngine::load_gguf_file(&model, &opts)
+    };
+    let mut engine = loaded.unwrap_or_else(|e| {
         eprintln!("load failed: {e}");
         std::process::exit(1);
     });

@@ -96,6 +96,7 @@ pub struct QuantMatrix<'a> {
 
 impl<'a> QuantMatrix<'a> {
     /// Check the byte lengths against the shape; `what` names it in errors.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         what: &str,
         bits: u32,

@@ -350,7 +350,7 @@ pub fn quantize(
         .get("tie_word_embeddings")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    tensors.retain(|k, _| !k.ends_with("rotary_emb.inv_freq") && !(tied && k == "lm_head.weight"));
+    tensors.retain(|k, _| !(k.ends_with("rotary_emb.inv_freq") || (tied && k == "lm_head.weight")));
 
     let ft = cfg
         .get("torch_dtype")
@@ -478,7 +478,7 @@ pub fn quantize(
         }
         total_size += off;
         let mut hbytes = serde_json::to_vec(&Value::Object(header)).unwrap_or_default();
-        while hbytes.len() % 8 != 0 {
+        while hbytes.len() & 7 != 0 {
             hbytes.push(b' ');
         }
         let f = File::create(&path).map_err(|e| HubError::io(&path, e))?;
