@@ -34,13 +34,23 @@ fi
 if [[ ! -d "$DIR/src/vendor/llama.cpp" ]]; then
     log "llama-cpp-python==$VER sdist"
     rm -rf "$DIR/sdist" "$DIR/src"
-    "$DIR/venv/bin/pip" download -q --disable-pip-version-check --no-deps --no-binary :all: \
-        "llama-cpp-python==$VER" -d "$DIR/sdist"
+    # The sdist file from the simple index (pip download would build it).
+    url="$("$DIR/venv/bin/python" - "$VER" <<'PY'
+import re, sys, urllib.request
+ver = sys.argv[1]
+page = urllib.request.urlopen("https://pypi.org/simple/llama-cpp-python/").read().decode()
+links = re.findall(r'href="([^"]+)"', page)
+print(next(l for l in links if f"llama_cpp_python-{ver}.tar.gz" in l).replace("&amp;", "&"))
+PY
+)"
+    mkdir -p "$DIR/sdist"
+    "$DIR/venv/bin/python" -c "import sys, urllib.parse, urllib.request; urllib.request.urlretrieve(urllib.parse.urljoin('https://pypi.org/simple/llama-cpp-python/', sys.argv[1]), sys.argv[2])" \
+        "$url" "$DIR/sdist/llama_cpp_python-$VER.tar.gz"
     mkdir -p "$DIR/src"
     tar -xzf "$DIR"/sdist/llama_cpp_python-*.tar.gz -C "$DIR/src" --strip-components=1
 fi
 log "cmake ${OPTS[*]}"
 PATH="$DIR/venv/bin:$PATH" cmake -S "$DIR/src/vendor/llama.cpp" -B "$DIR/build" -G Ninja "${OPTS[@]}" >&2
-PATH="$DIR/venv/bin:$PATH" cmake --build "$DIR/build" --target llama-bench -j "$(nproc)" >&2
+PATH="$DIR/venv/bin:$PATH" cmake --build "$DIR/build" --target llama-bench llama-quantize -j "$(nproc)" >&2
 echo "$want" > "$STAMP"
 echo "$BIN"

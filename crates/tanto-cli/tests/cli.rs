@@ -952,6 +952,18 @@ fn version_json() {
     assert_eq!(v["command"], "version");
     assert!(v["data"]["cli_version"].is_string());
     assert_eq!(v["data"]["json_api_spec_version"], "0.2.4");
+    // The devices this build can use: the CPU always, GPUs by cargo feature.
+    let dev = &v["data"]["devices"];
+    let built: Vec<&str> = dev["built"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert!(built.contains(&"cpu"));
+    assert_eq!(built.contains(&"cuda"), cfg!(feature = "cuda"));
+    assert!(built.contains(&dev["selected"].as_str().unwrap()));
+    assert_eq!(v["data"]["mlx"]["native_bits"], serde_json::json!([4, 8]));
 }
 
 // ---------------------------------------------------------------------------

@@ -34,6 +34,19 @@ pub fn run(json: bool) -> i32 {
                     "whisper": registry::AUDIO_MODEL_TYPES,
                     "vision": registry::VISION_MODEL_TYPES,
                 },
+                // Devices this build can use (cargo features), the one candle
+                // paths pick on this host, and tanto's own CPU kernels.
+                "devices": {
+                    "built": tanto_engine::device::built(),
+                    "selected": tanto_engine::device::selected_name(),
+                    "cpu_kernels": tanto_engine::kernels::kernel_name(),
+                },
+                "mlx": {
+                    "bits": tanto_core::probe::mlx::MLX_BITS,
+                    "group_sizes": tanto_core::probe::mlx::MLX_GROUP_SIZES,
+                    "native_bits": tanto_core::probe::mlx::NATIVE_BITS,
+                    "native_model_types": tanto_core::probe::mlx::NATIVE_MODEL_TYPES,
+                },
             }),
         ));
     } else {
