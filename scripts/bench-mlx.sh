@@ -36,7 +36,7 @@ declare -A PATHS=(
     [MLX-4bit]="$MODELS/smollm2-135m-instruct-mlx-4bit" [MLX-8bit]="$MODELS/smollm2-135m-instruct-mlx-8bit")
 ORDER=(Q4_0 Q4_1 Q8_0 MLX-4bit MLX-8bit)
 declare -A TP TD LP LD
-field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
+field() { sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p"; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 for r in $(seq 1 "$ROUNDS"); do
     for m in "${ORDER[@]}"; do

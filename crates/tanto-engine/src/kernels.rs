@@ -270,24 +270,31 @@ mod avx2 {
         _mm256_and_si256(_mm256_set1_epi8(0x0F), bytes)
     }
 
+    /// Σ of four u8×i8 products per i32 lane, as f32. AVX-512 VNNI does it
+    /// in one `vpdpbusd`; AVX2 as `maddubs` + `madd` (no saturation for the
+    /// ranges used here), so both give the same integers and the same floats.
     #[inline(always)]
-    unsafe fn us8_pairs(ax: __m256i, sy: __m256i) -> __m256 {
-        let dot = _mm256_maddubs_epi16(ax, sy);
-        _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), dot))
+    unsafe fn us8_pairs<const V: bool>(ax: __m256i, sy: __m256i) -> __m256 {
+        if V {
+            _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy))
+        } else {
+            let dot = _mm256_maddubs_epi16(ax, sy);
+            _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), dot))
+        }
     }
 
     #[inline(always)]
-    unsafe fn i8_pairs(x: __m256i, y: __m256i) -> __m256 {
+    unsafe fn i8_pairs<const V: bool>(x: __m256i, y: __m256i) -> __m256 {
         let ax = _mm256_sign_epi8(x, x);
         let sy = _mm256_sign_epi8(y, x);
-        us8_pairs(ax, sy)
+        us8_pairs::<V>(ax, sy)
     }
 
     /// `M` weight rows against `N` activation rows (`a[r]` each `nb` blocks).
     /// Every (row, token) pair keeps its own accumulator and block order, so a
     /// tile gives the same bits as `M * N` single dots; it only shares loads.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_q4_1<const M: usize, const N: usize, const BF: bool>(
+    #[inline(always)]
+    pub unsafe fn dot_q4_1<const M: usize, const N: usize, const BF: bool, const V: bool>(
         w: [*const u8; M],
         nb: usize,
         a: [*const BlockQ8; N],
@@ -305,7 +312,7 @@ mod avx2 {
                     summs[i][r] = m.mul_add(y.s, summs[i][r]);
                     let d0d1 = _mm256_mul_ps(_mm256_set1_ps(d0), _mm256_set1_ps(y.d));
                     let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-                    let xy = us8_pairs(qx, qy);
+                    let xy = us8_pairs::<V>(qx, qy);
                     acc[i][r] = _mm256_fmadd_ps(d0d1, xy, acc[i][r]);
                 }
             }
@@ -322,8 +329,8 @@ mod avx2 {
     /// Affine 8-bit blocks (see `dot_q8a_scalar`). `q - 128` is stored, so
     /// `|q - 128| <= 128` and `maddubs` cannot saturate; the `128·Σa` part is a
     /// second `maddubs` against 0x80 bytes (`128·(a0 + a1) <= 32512`).
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_q8a<const M: usize, const N: usize, const BF: bool>(
+    #[inline(always)]
+    pub unsafe fn dot_q8a<const M: usize, const N: usize, const BF: bool, const V: bool>(
         w: [*const u8; M],
         nb: usize,
         a: [*const BlockQ8; N],
@@ -361,8 +368,8 @@ mod avx2 {
         out
     }
 
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_q4_0<const M: usize, const N: usize>(
+    #[inline(always)]
+    pub unsafe fn dot_q4_0<const M: usize, const N: usize, const V: bool>(
         w: [*const u8; M],
         nb: usize,
         a: [*const BlockQ8; N],
@@ -377,7 +384,7 @@ mod avx2 {
                     let y = &*a[r].add(ib);
                     let d = _mm256_set1_ps(d0 * y.d);
                     let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-                    acc[i][r] = _mm256_fmadd_ps(d, i8_pairs(qx, qy), acc[i][r]);
+                    acc[i][r] = _mm256_fmadd_ps(d, i8_pairs::<V>(qx, qy), acc[i][r]);
                 }
             }
         }
@@ -390,8 +397,8 @@ mod avx2 {
         out
     }
 
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_q8_0<const M: usize, const N: usize>(
+    #[inline(always)]
+    pub unsafe fn dot_q8_0<const M: usize, const N: usize, const V: bool>(
         w: [*const u8; M],
         nb: usize,
         a: [*const BlockQ8; N],
@@ -408,7 +415,7 @@ mod avx2 {
                     let d = _mm256_set1_ps(d0 * y.d);
                     let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
                     let sy = _mm256_sign_epi8(qy, qx);
-                    acc[i][r] = _mm256_fmadd_ps(d, us8_pairs(ax, sy), acc[i][r]);
+                    acc[i][r] = _mm256_fmadd_ps(d, us8_pairs::<V>(ax, sy), acc[i][r]);
                 }
             }
         }
@@ -477,9 +484,29 @@ fn has_avx2() -> bool {
     false
 }
 
+/// AVX-512 VNNI with VL on top of AVX2 (`TANTO_NO_VNNI` turns it off).
+#[cfg(target_arch = "x86_64")]
+fn has_vnni() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        has_avx2()
+            && std::env::var_os("TANTO_NO_VNNI").is_none()
+            && is_x86_feature_detected!("avx512vnni")
+            && is_x86_feature_detected!("avx512vl")
+    })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_vnni() -> bool {
+    false
+}
+
 /// Which kernels run on this machine (for logs and the benchmark).
 pub fn kernel_name() -> &'static str {
-    if has_avx2() {
+    if has_vnni() {
+        "avx2+avx512-vnni"
+    } else if has_avx2() {
         "avx2"
     } else {
         "scalar"
@@ -594,23 +621,55 @@ impl QMatRef<'_> {
     ) {
         let nb = self.cols / QK;
         assert!(blocks.len() >= n_t * per_row && per_row >= nb && r1 <= self.rows);
+        /// The kernels for `ty`, compiled for the features of the caller.
+        #[inline(always)]
+        unsafe fn dispatch<const M: usize, const N: usize, const V: bool>(
+            ty: WType,
+            w: [*const u8; M],
+            nb: usize,
+            a: [*const BlockQ8; N],
+        ) -> [[f32; N]; M] {
+            match ty {
+                WType::Q4_1 => avx2::dot_q4_1::<M, N, false, V>(w, nb, a),
+                WType::Q4_1B => avx2::dot_q4_1::<M, N, true, V>(w, nb, a),
+                WType::Q8A => avx2::dot_q8a::<M, N, false, V>(w, nb, a),
+                WType::Q8AB => avx2::dot_q8a::<M, N, true, V>(w, nb, a),
+                WType::Q4_0 => avx2::dot_q4_0::<M, N, V>(w, nb, a),
+                _ => avx2::dot_q8_0::<M, N, V>(w, nb, a),
+            }
+        }
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn tile_avx2<const M: usize, const N: usize>(
+            ty: WType,
+            w: [*const u8; M],
+            nb: usize,
+            a: [*const BlockQ8; N],
+        ) -> [[f32; N]; M] {
+            dispatch::<M, N, false>(ty, w, nb, a)
+        }
+        #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+        unsafe fn tile_vnni<const M: usize, const N: usize>(
+            ty: WType,
+            w: [*const u8; M],
+            nb: usize,
+            a: [*const BlockQ8; N],
+        ) -> [[f32; N]; M] {
+            dispatch::<M, N, true>(ty, w, nb, a)
+        }
         fn tile<const M: usize, const N: usize>(
             ty: WType,
             w: [*const u8; M],
             nb: usize,
             a: [*const BlockQ8; N],
         ) -> [[f32; N]; M] {
-            // SAFETY: AVX2/FMA/F16C were detected by the caller; each weight row
-            // holds `nb` blocks and each activation row at least `nb` blocks
-            // (asserted above).
+            // SAFETY: AVX2/FMA/F16C (and, for the VNNI variant, AVX-512
+            // VNNI/VL) were detected; each weight row holds `nb` blocks and
+            // each activation row at least `nb` blocks (asserted above).
             unsafe {
-                match ty {
-                    WType::Q4_1 => avx2::dot_q4_1::<M, N, false>(w, nb, a),
-                    WType::Q4_1B => avx2::dot_q4_1::<M, N, true>(w, nb, a),
-                    WType::Q8A => avx2::dot_q8a::<M, N, false>(w, nb, a),
-                    WType::Q8AB => avx2::dot_q8a::<M, N, true>(w, nb, a),
-                    WType::Q4_0 => avx2::dot_q4_0::<M, N>(w, nb, a),
-                    _ => avx2::dot_q8_0::<M, N>(w, nb, a),
+                if has_vnni() {
+                    tile_vnni::<M, N>(ty, w, nb, a)
+                } else {
+                    tile_avx2::<M, N>(ty, w, nb, a)
                 }
             }
         }
