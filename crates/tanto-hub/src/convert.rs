@@ -93,6 +93,26 @@ pub(crate) fn build_index(dir: &Path) -> Result<BuiltIndex, HubError> {
     })
 }
 
+/// The sentinel of a `convert` output: operation `convert`, `source_repo` the
+/// source sentinel's, else the absolute source path (callers set `mode`).
+pub(crate) fn convert_sentinel(src_dir: &Path) -> Sentinel {
+    let src = workspace::read_sentinel(src_dir).ok().flatten();
+    let source_repo = src
+        .as_ref()
+        .and_then(|s| s.source_repo.clone())
+        .unwrap_or_else(|| {
+            fs::canonicalize(src_dir)
+                .unwrap_or_else(|_| src_dir.to_path_buf())
+                .display()
+                .to_string()
+        });
+    Sentinel::new(
+        "convert",
+        Some(source_repo),
+        src.and_then(|s| s.source_revision),
+    )
+}
+
 /// Copy the model at `src_dir` into a new workspace `dst_dir` (absent or empty) and
 /// write a fresh `model.safetensors.index.json` built from the shard headers
 /// (`weight_map` tensor → shard file, `metadata.total_size` = sum of tensor bytes;
@@ -107,7 +127,6 @@ pub fn repair_index(src_dir: &Path, dst_dir: &Path) -> Result<RepairReport, HubE
         return Err(HubError::SourceNotADirectory(src_dir.to_path_buf()));
     }
     check_target(dst_dir)?;
-    let src_sentinel = workspace::read_sentinel(src_dir).ok().flatten();
     let BuiltIndex {
         shards,
         weight_map,
@@ -140,17 +159,7 @@ pub fn repair_index(src_dir: &Path, dst_dir: &Path) -> Result<RepairReport, HubE
         workspace::write_atomic(&path, &to_python_json(&index))
             .map_err(|e| HubError::io(&path, e))?;
     }
-    let source_repo = src_sentinel
-        .as_ref()
-        .and_then(|s| s.source_repo.clone())
-        .unwrap_or_else(|| {
-            fs::canonicalize(src_dir)
-                .unwrap_or_else(|_| src_dir.to_path_buf())
-                .display()
-                .to_string()
-        });
-    let source_revision = src_sentinel.and_then(|s| s.source_revision);
-    let mut sentinel = Sentinel::new("convert", Some(source_repo), source_revision);
+    let mut sentinel = convert_sentinel(src_dir);
     sentinel.mode = Some("repair-index".into());
     let hashed = workspace::pin_content_hash(staging.path(), &mut sentinel);
     workspace::write_sentinel(staging.path(), &sentinel)?;

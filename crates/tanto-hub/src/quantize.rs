@@ -552,18 +552,7 @@ pub fn quantize(
     workspace::write_atomic(&ipath, &python_json(&index, 4))
         .map_err(|e| HubError::io(&ipath, e))?;
 
-    let src_sentinel = workspace::read_sentinel(src_dir).ok().flatten();
-    let source_repo = src_sentinel
-        .as_ref()
-        .and_then(|s| s.source_repo.clone())
-        .unwrap_or_else(|| {
-            fs::canonicalize(src_dir)
-                .unwrap_or_else(|_| src_dir.to_path_buf())
-                .display()
-                .to_string()
-        });
-    let source_revision = src_sentinel.and_then(|s| s.source_revision);
-    let mut sentinel = Sentinel::new("convert", Some(source_repo), source_revision);
+    let mut sentinel = crate::convert::convert_sentinel(src_dir);
     sentinel.mode = Some("quantize".into());
     sentinel.extra.insert(
         "quantization".into(),
