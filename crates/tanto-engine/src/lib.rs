@@ -8,6 +8,7 @@
 #![allow(clippy::needless_range_loop, clippy::manual_is_multiple_of)]
 
 pub mod api;
+pub mod audio;
 pub mod device;
 pub mod embed;
 pub mod engine;
@@ -20,6 +21,7 @@ pub mod stream;
 pub mod template;
 pub mod threads;
 pub mod tokenizer;
+pub mod whisper;
 
 pub use api::*;
 pub use engine::{supported_architectures, TextEngine};
