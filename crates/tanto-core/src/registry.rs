@@ -47,6 +47,8 @@ pub enum Format {
     MlxSafetensors,
     PytorchBin,
     Onnx,
+    /// A CTranslate2 `model.bin` folder (faster-whisper's format).
+    Ctranslate2,
     Unknown,
 }
 
@@ -58,16 +60,19 @@ impl Format {
             Format::MlxSafetensors => "mlx-safetensors",
             Format::PytorchBin => "pytorch-bin",
             Format::Onnx => "onnx",
+            Format::Ctranslate2 => "ctranslate2",
             Format::Unknown => "unknown",
         }
     }
-    /// mlx-knife's `framework` field: MLX | GGUF | PyTorch | ONNX | Unknown.
+    /// mlx-knife's `framework` field: MLX | GGUF | PyTorch | ONNX | Unknown,
+    /// and CTranslate2 (which mlx-knife does not know).
     pub fn framework(self) -> &'static str {
         match self {
             Format::Gguf => "GGUF",
             Format::Safetensors | Format::PytorchBin => "PyTorch",
             Format::MlxSafetensors => "MLX",
             Format::Onnx => "ONNX",
+            Format::Ctranslate2 => "CTranslate2",
             Format::Unknown => "Unknown",
         }
     }
@@ -116,7 +121,7 @@ pub const SAFETENSORS_TEXT_MODEL_TYPES: &[&str] = &[
 pub const EMBEDDING_MODEL_TYPES: &[&str] = &["bert", "xlm-roberta", "modernbert", "qwen3", "qwen2"];
 
 /// Speech-to-text models.
-pub const AUDIO_MODEL_TYPES: &[&str] = &[];
+pub const AUDIO_MODEL_TYPES: &[&str] = &["whisper"];
 
 /// Vision-language models.
 pub const VISION_MODEL_TYPES: &[&str] = &[];
@@ -200,12 +205,39 @@ pub fn backend_for(format: Format, kind: ModelKind, want: Modality) -> Result<Ba
                 what: "ONNX embedding models",
                 reason: "No engine built for ONNX embedding models; use the safetensors copy of this model",
             }),
+            Format::Ctranslate2 => Err(NoEngine {
+                what: "CTranslate2 embedding models",
+                reason: "No engine built for CTranslate2 embedding models; use the safetensors copy of this model",
+            }),
             Format::Unknown => Err(NoEngine {
                 what: "an unknown weight format",
                 reason: "Unknown weight format",
             }),
         },
-        (ModelKind::Audio, _) | (_, Modality::Audio) => Ok(Backend::Whisper),
+        // Whisper loads from HF safetensors and from CTranslate2 folders.
+        (ModelKind::Audio, _) | (_, Modality::Audio) => match format {
+            Format::Safetensors | Format::Ctranslate2 => Ok(Backend::Whisper),
+            Format::Gguf => Err(NoEngine {
+                what: "GGUF speech-to-text models",
+                reason: "No engine built for GGUF speech-to-text models; use the safetensors or CTranslate2 (faster-whisper) copy of this model",
+            }),
+            Format::MlxSafetensors => Err(NoEngine {
+                what: "MLX-quantized speech-to-text models",
+                reason: "No engine built for MLX-quantized speech-to-text models; use the safetensors or CTranslate2 (faster-whisper) copy of this model",
+            }),
+            Format::PytorchBin => Err(NoEngine {
+                what: "PyTorch .bin (pickle) weights",
+                reason: "PyTorch .bin weights are not loaded (pickle); use a safetensors or CTranslate2 (faster-whisper) copy of this model",
+            }),
+            Format::Onnx => Err(NoEngine {
+                what: "ONNX speech-to-text models",
+                reason: "No engine built for ONNX speech-to-text models; use the safetensors or CTranslate2 (faster-whisper) copy of this model",
+            }),
+            Format::Unknown => Err(NoEngine {
+                what: "an unknown weight format",
+                reason: "Unknown weight format",
+            }),
+        },
         (_, Modality::Vision) => Ok(Backend::Vision),
         (_, Modality::Text) => match format {
             Format::Gguf => Ok(Backend::GgufText),
@@ -219,6 +251,10 @@ pub fn backend_for(format: Format, kind: ModelKind, want: Modality) -> Result<Ba
             Format::Onnx => Err(NoEngine {
                 what: "ONNX models",
                 reason: "No engine built for ONNX models",
+            }),
+            Format::Ctranslate2 => Err(NoEngine {
+                what: "CTranslate2 text models",
+                reason: "No engine built for CTranslate2 text models (this build loads CTranslate2 Whisper folders only); use the GGUF or safetensors copy of this model",
             }),
             Format::Unknown => Err(NoEngine {
                 what: "an unknown weight format",
@@ -270,10 +306,14 @@ mod tests {
             backend_for(Format::Safetensors, ModelKind::Embedding, Modality::Text),
             Ok(Backend::Embeddings)
         );
-        assert_eq!(
-            backend_for(f, ModelKind::Audio, Modality::Text),
-            Ok(Backend::Whisper)
-        );
+        assert!(backend_for(f, ModelKind::Audio, Modality::Text).is_err());
+        for fmt in [Format::Safetensors, Format::Ctranslate2] {
+            assert_eq!(
+                backend_for(fmt, ModelKind::Audio, Modality::Text),
+                Ok(Backend::Whisper)
+            );
+        }
+        assert!(backend_for(Format::Ctranslate2, ModelKind::Base, Modality::Text).is_err());
         assert_eq!(
             backend_for(f, ModelKind::Chat, Modality::Vision),
             Ok(Backend::Vision)

@@ -168,7 +168,12 @@ pub fn context_used(p: &Probe, cfg: &PolicyConfig) -> u64 {
 pub fn memory_need(p: &Probe, cfg: &PolicyConfig) -> MemoryNeed {
     let context = context_used(p, cfg);
     // MLX checkpoints: what the engine holds after repacking or dequantizing.
-    let weights = p.mlx.as_ref().map_or(p.weights_bytes, |q| q.runtime_bytes);
+    let weights = match (&p.mlx, p.kind, p.parameters) {
+        (Some(q), _, _) => q.runtime_bytes,
+        // Whisper runs in f32 whatever the file holds (f16, int8 CTranslate2).
+        (None, ModelKind::Audio, Some(n)) => n.saturating_mul(4).max(p.weights_bytes),
+        _ => p.weights_bytes,
+    };
     let kv_dtype_bytes = match (p.format, &p.mlx) {
         (probe::Format::Gguf, _) => 2,
         (_, Some(q)) if q.path == MlxPath::Native => 2,
@@ -250,7 +255,7 @@ fn capability_mismatch(p: &Probe, req: Request) -> TantoError {
                 "Model '{name}' is a speech-to-text model and cannot do {}",
                 req.as_str()
             ),
-            "it transcribes audio, not text prompts; pick a text model (`tanto list`). This build has no speech-to-text engine yet".to_string(),
+            "it transcribes audio, not text prompts: use `tanto run MODEL --audio FILE` or `POST /v1/audio/transcriptions`, or pick a text model (`tanto list`)".to_string(),
         ),
         (_, Request::Embeddings) => (
             format!("Model '{name}' is not an embedding model"),

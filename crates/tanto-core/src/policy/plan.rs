@@ -25,6 +25,9 @@ pub enum Weights {
         /// The float dtype for [`MlxPath::Dequantize`] (`float32`/`bfloat16`).
         dtype: Option<String>,
     },
+    /// A CTranslate2 `model.bin` (the folder's config.json, tokenizer.json and
+    /// vocabulary file live in `LoadPlan::dir`).
+    Ctranslate2 { file: PathBuf },
 }
 
 /// Everything the engine needs to load a model; produced by the policy when it allows.
@@ -48,6 +51,10 @@ pub fn load_plan(p: &Probe, backend: Backend) -> Option<LoadPlan> {
     let dir = p.dir.clone()?;
     let weights = if p.format == Format::Gguf {
         Weights::Gguf {
+            file: p.weight_files.first()?.clone(),
+        }
+    } else if p.format == Format::Ctranslate2 {
+        Weights::Ctranslate2 {
             file: p.weight_files.first()?.clone(),
         }
     } else if let (Format::MlxSafetensors, Some(q)) = (p.format, &p.mlx) {

@@ -41,7 +41,7 @@ use crate::limits;
 use crate::resolve::cache::write_unique_atomic;
 
 /// Bump when the entry format or the meaning of a probe field changes.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 /// Largest entry read back (a config.json is at most [`limits::JSON_MAX`]).
 pub const ENTRY_MAX: u64 = 2 * limits::JSON_MAX;
 /// Files changed this recently are not trusted to show their next change.

@@ -125,6 +125,7 @@ pub(crate) fn detect(s: &Scan, cfg: &Value, p: &mut Probe) -> Kind {
         let multilingual = cfg
             .get("vocab_size")
             .and_then(Value::as_u64)
+            .or_else(|| p.ct2.as_ref().and_then(|c| c.vocab_size))
             .is_some_and(|v| v >= 51865);
         if mt.contains("whisper") && multilingual && !p.name.to_lowercase().contains("turbo") {
             p.capabilities.push(CAP_AUDIO_TRANSLATE);

@@ -14,6 +14,7 @@
 
 pub mod cache;
 mod config;
+pub mod ct2;
 mod dims;
 pub mod embedding;
 mod files;
@@ -83,6 +84,8 @@ pub const PROBLEM_CODES: &[&str] = &[
     "corrupt_gguf",
     "truncated_safetensors",
     "corrupt_safetensors",
+    "truncated_ct2",
+    "corrupt_ct2",
     "quantization_mismatch",
     "index_invalid",
     "index_mismatch",
@@ -256,6 +259,9 @@ pub struct Probe {
     /// tensors, and the engine path (see [`mlx`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mlx: Option<mlx::MlxQuant>,
+    /// CTranslate2 folders: what the `model.bin` header says (see [`ct2`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ct2: Option<ct2::Ct2Info>,
     #[serde(skip)]
     pub files: Vec<FileEntry>,
     #[serde(skip)]
@@ -378,6 +384,7 @@ impl Probe {
             last_modified: None,
             embedding: None,
             mlx: None,
+            ct2: None,
             files: Vec::new(),
             config: None,
         }
@@ -444,6 +451,9 @@ fn probe_files(
     let headers = weights::read_headers(&s, &candidates, &cfg, &lfs, &mut p, &mut f);
     let tok = tokenizer::read(&s, &mut f);
     weights::describe(&headers, &cfg.cfg, &mut p);
+    if p.format == Format::Ctranslate2 && !lfs.iter().any(|l| l == "model.bin") {
+        ct2::read(&s, &mut p, &mut f);
+    }
     if p.format == Format::MlxSafetensors {
         p.mlx = mlx::read(&cfg.cfg, &headers.tensors, &mut f);
     }

@@ -18,6 +18,8 @@ pub(crate) struct Candidates {
     pub sts: Vec<FileEntry>,
     pub bins: Vec<FileEntry>,
     pub onnx: Vec<FileEntry>,
+    /// A CTranslate2 folder's `model.bin` (see [`super::ct2`]).
+    pub ct2: Vec<FileEntry>,
 }
 
 fn base(path: &str) -> &str {
@@ -42,6 +44,15 @@ pub(crate) fn candidates(files: &[FileEntry]) -> Candidates {
     };
     let mut ggufs = by_ext(".gguf");
     ggufs.retain(|f| !base(&f.path).starts_with("mmproj"));
+    let ct2: Vec<FileEntry> = if super::ct2::is_ct2(files) {
+        files
+            .iter()
+            .filter(|f| f.path == "model.bin")
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut bins = by_ext(".bin");
     bins.retain(|f| {
         let n = base(&f.path);
@@ -52,6 +63,7 @@ pub(crate) fn candidates(files: &[FileEntry]) -> Candidates {
         sts: by_ext(".safetensors"),
         bins,
         onnx: by_ext(".onnx"),
+        ct2,
     }
 }
 
@@ -71,6 +83,8 @@ pub(crate) fn select(
         }
     } else if !c.ggufs.is_empty() {
         Format::Gguf
+    } else if !c.ct2.is_empty() {
+        Format::Ctranslate2
     } else if !c.bins.is_empty() {
         Format::PytorchBin
     } else if !c.onnx.is_empty() {
@@ -86,6 +100,7 @@ pub(crate) fn select(
         Format::Safetensors | Format::MlxSafetensors => &c.sts,
         Format::PytorchBin => &c.bins,
         Format::Onnx => &c.onnx,
+        Format::Ctranslate2 => &c.ct2,
         Format::Unknown => &[],
     };
     if weights.is_empty() && s.dangling().is_empty() {
