@@ -9,6 +9,15 @@ use serde::Serialize;
 
 use crate::api::EngineError;
 
+pub mod decode;
+mod engine;
+pub mod model;
+pub mod subtitles;
+pub mod tokens;
+pub mod weights;
+
+pub use engine::{load_speech_model, WhisperEngine};
+
 /// What to do with the speech.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -29,7 +38,7 @@ impl Task {
 }
 
 /// Options of one transcription.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TranscribeOptions {
     /// ISO-639-1 code (`en`) or English name (`english`); None = detect
     /// (multilingual models) or English (`.en` models).
@@ -42,6 +51,26 @@ pub struct TranscribeOptions {
     pub temperature: Option<f32>,
     /// Seed for sampling at temperature > 0 (deterministic per request).
     pub seed: Option<u64>,
+    /// Feed each window the text of the windows before it (openai/whisper,
+    /// faster-whisper and mlx-whisper default; Hugging Face's is off).
+    pub condition_on_previous_text: bool,
+    /// Decode with `<|notimestamps|>`: one segment per window, no seeking by
+    /// timestamps (Hugging Face's short-form default).
+    pub without_timestamps: bool,
+}
+
+impl Default for TranscribeOptions {
+    fn default() -> Self {
+        Self {
+            language: None,
+            task: Task::Transcribe,
+            prompt: None,
+            temperature: None,
+            seed: None,
+            condition_on_previous_text: true,
+            without_timestamps: false,
+        }
+    }
 }
 
 /// One segment, as OpenAI's `verbose_json` carries it.
@@ -54,7 +83,7 @@ pub struct Segment {
     pub start: f64,
     pub end: f64,
     pub text: String,
-    /// Text token ids (no special or timestamp tokens).
+    /// Token ids of the segment, its timestamp tokens included (as openai/whisper).
     pub tokens: Vec<u32>,
     pub temperature: f32,
     pub avg_logprob: f64,
@@ -76,6 +105,8 @@ pub struct Transcript {
     pub text: String,
     /// ISO-639-1 code of the spoken language (given or detected).
     pub language: String,
+    /// Probability of `language` when it was detected (None when given).
+    pub language_probability: Option<f64>,
     pub task: Task,
     /// Audio length in seconds.
     pub duration: f64,
