@@ -374,15 +374,22 @@ fn show_explain_json_lists_gates() {
     assert_eq!(v["data"]["mlx"]["path"], "native");
     assert!(v["data"]["mlx"]["runtime_bytes"].as_u64().unwrap() > 0);
 
-    // A modality without an engine in this build: blocked at the backend gate.
-    let v = env.json(&["show", "openai/whisper-tiny-test", "--explain"], 0);
+    // A modality without an engine in this build: blocked at the runtime gate.
+    let v = env.json(&["show", "llava-hf/tiny-llava", "--explain"], 0);
     let ex = &v["data"]["explain"];
     assert_eq!(ex["verdict"], "block");
     assert_eq!(ex["http_status"], 501);
-    assert_eq!(ex["error"]["type"], "missing_backend");
+    assert_eq!(ex["error"]["type"], "runtime_incompatible");
+    assert_eq!(ex["error"]["architecture"], "llava");
     assert!(ex["error"]["hint"].is_string());
-    assert_eq!(ex["gates"][2]["verdict"], "block");
-    assert_eq!(ex["gates"][3]["verdict"], "skipped");
+    assert_eq!(ex["gates"][3]["verdict"], "block");
+    assert_eq!(ex["gates"][4]["verdict"], "skipped");
+
+    // Speech-to-text has an engine: the whisper backend is chosen.
+    let v = env.json(&["show", "openai/whisper-tiny-test", "--explain"], 0);
+    let ex = &v["data"]["explain"];
+    assert_eq!(ex["verdict"], "allow");
+    assert_eq!(ex["backend"], "whisper");
 
     let v = env.json(&["show", "broken/dangling-symlink", "--explain"], 0);
     let ex = &v["data"]["explain"];

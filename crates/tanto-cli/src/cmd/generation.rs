@@ -12,9 +12,10 @@ pub struct GenerationArgs {
     /// Maximum tokens to generate (default: up to the context length)
     #[arg(long, short = 'n')]
     pub max_tokens: Option<usize>,
-    /// Sampling temperature; 0 = greedy and deterministic
-    #[arg(long, short = 't', default_value_t = 0.7)]
-    pub temperature: f32,
+    /// Sampling temperature; 0 = greedy and deterministic [default: 0.7; with
+    /// --audio: Whisper's fallback ladder 0.0, 0.2, …, 1.0]
+    #[arg(long, short = 't')]
+    pub temperature: Option<f32>,
     /// Nucleus sampling threshold
     #[arg(long, default_value_t = 0.9)]
     pub top_p: f32,
@@ -43,7 +44,7 @@ impl GenerationArgs {
     pub fn to_params(&self) -> GenerationParams {
         GenerationParams {
             max_tokens: self.max_tokens,
-            temperature: self.temperature,
+            temperature: self.temperature.unwrap_or(0.7),
             top_p: Some(self.top_p),
             top_k: self.top_k,
             min_p: self.min_p,

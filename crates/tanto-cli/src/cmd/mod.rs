@@ -11,4 +11,5 @@ pub mod rm;
 pub mod run;
 pub mod serve;
 pub mod show;
+pub mod transcribe;
 pub mod version;

@@ -58,15 +58,28 @@ pub struct Args {
     /// Print the JSON envelope (response, reasoning, finish_reason, usage)
     #[arg(long)]
     pub json: bool,
+    /// Transcribe this audio file with a Whisper model (WAV, FLAC, MP3, OGG/Vorbis, M4A);
+    /// the prompt, if any, becomes Whisper's initial prompt
+    #[arg(long, value_name = "FILE")]
+    pub audio: Option<std::path::PathBuf>,
+    /// With --audio: the spoken language (ISO-639-1 code or English name; default: detect)
+    #[arg(long, requires = "audio")]
+    pub language: Option<String>,
+    /// With --audio: translate the speech to English (multilingual, non-turbo models)
+    #[arg(long, requires = "audio")]
+    pub translate: bool,
+    /// With --audio: text (default), srt, vtt, or verbose_json (segments with timings)
+    #[arg(long, requires = "audio", value_enum, default_value_t = crate::cmd::transcribe::Format::Text)]
+    pub format: crate::cmd::transcribe::Format,
 }
 
 /// An engine failure in the wire taxonomy: the engine classifies its own errors.
-fn engine_err(e: EngineError) -> TantoError {
+pub(crate) fn engine_err(e: EngineError) -> TantoError {
     TantoError::new(e.error_type(), e.to_string())
 }
 
 /// The prompt from arguments and stdin. `Ok(None)` = interactive.
-fn gather_prompt(a: &Args) -> Result<Option<String>, TantoError> {
+pub(crate) fn gather_prompt(a: &Args) -> Result<Option<String>, TantoError> {
     let stdin_piped = !std::io::stdin().is_terminal();
     let dash = a.words.iter().any(|p| p == "-");
     let wants_stdin = dash || (stdin_piped && !a.chat);
@@ -167,6 +180,9 @@ fn verbose_report(model: &dyn TextModel, o: &GenerationOutput) {
 }
 
 pub fn run(a: Args) -> CmdResult {
+    if a.audio.is_some() {
+        return crate::cmd::transcribe::run(&a);
+    }
     let json = a.json;
 
     // Resolve → probe → policy, before any load.
