@@ -35,6 +35,26 @@ EMBED_ID = "sentence-transformers/all-MiniLM-L6-v2"
 EMBED_COMMIT = "89abcdef0123456789abcdef0123456789abcdef"
 
 
+WHISPER = {"openai/whisper-tiny.en": "whisper-tiny.en", "openai/whisper-base": "whisper-base"}
+WHISPER_COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
+FOX_WAV = REPO / "tests" / "fixtures" / "whisper" / "fox16k.wav"
+# transformers' greedy transcript of the clip (tests/fixtures/whisper/reference.json).
+FOX_TEXT = "The quick brown fox jump over the lazy dog."
+
+
+def _link_repo(hf_home: Path, repo_id: str, commit: str, src: Path) -> None:
+    """`src`'s files as symlinks in a huggingface_hub-style cache entry."""
+    repo = hf_home / "hub" / ("models--" + repo_id.replace("/", "--"))
+    snap = repo / "snapshots" / commit
+    for f in src.rglob("*"):
+        if f.is_file():
+            dest = snap / f.relative_to(src)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.symlink_to(f)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+
+
 def _skip(reason: str) -> None:
     if os.environ.get("TANTO_REQUIRE_TEST_MODELS"):
         pytest.fail(f"TANTO_REQUIRE_TEST_MODELS is set but {reason}")
@@ -117,13 +137,19 @@ def server():
             dest.symlink_to(f)
     (erepo / "refs").mkdir()
     (erepo / "refs" / "main").write_text(EMBED_COMMIT)
+    # Whisper: tiny.en (English-only) and base (multilingual), HF layout.
+    for repo_id, folder in WHISPER.items():
+        src = models / folder
+        if not (src / "config.json").is_file():
+            _skip(f"test model {src} is absent (run scripts/fetch-test-models.sh)")
+        _link_repo(hf_home, repo_id, WHISPER_COMMIT, src)
 
     port = _free_port()
     env = dict(os.environ, HF_HOME=str(hf_home))
     for k in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TANTO_WORKSPACE_HOME", "MLXK_WORKSPACE_HOME"):
         env.pop(k, None)
     proc = subprocess.Popen(
-        [str(binary), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [str(binary), "serve", "--host", "127.0.0.1", "--port", str(port), "--max-loaded", "3"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -353,3 +379,114 @@ def test_embeddings_dimensions_and_wrong_model_kind(client, server, model):
     assert "embedding model" in str(e.value)
     with pytest.raises(openai.BadRequestError):
         client.embeddings.create(model=model, input="x")
+
+
+# --- audio (Whisper) --------------------------------------------------------
+
+TINY_EN = "openai/whisper-tiny.en"
+BASE = "openai/whisper-base"
+
+
+def _needs_cache(server):
+    if server[2] is None:
+        pytest.skip("needs the fixture's cache")
+
+
+def test_audio_models_listed_with_the_audio_capability(client, server):
+    _needs_cache(server)
+    caps = {m.id: (m.model_extra or {})["capabilities"] for m in client.models.list().data}
+    assert "audio" in caps[TINY_EN]
+    assert "audio" in caps[BASE]
+
+
+def test_transcriptions_in_every_response_format(client, server):
+    _needs_cache(server)
+    with open(FOX_WAV, "rb") as f:
+        r = client.audio.transcriptions.create(model=TINY_EN, file=f)
+    assert r.text == FOX_TEXT
+
+    with open(FOX_WAV, "rb") as f:
+        text = client.audio.transcriptions.create(model=TINY_EN, file=f, response_format="text")
+    assert text.strip() == FOX_TEXT
+
+    with open(FOX_WAV, "rb") as f:
+        srt = client.audio.transcriptions.create(model=TINY_EN, file=f, response_format="srt")
+    assert srt == f"1\n00:00:00,000 --> 00:00:03,800\n{FOX_TEXT}\n\n"
+
+    with open(FOX_WAV, "rb") as f:
+        vtt = client.audio.transcriptions.create(model=TINY_EN, file=f, response_format="vtt")
+    assert vtt.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:03.800\n" + FOX_TEXT)
+
+    with open(FOX_WAV, "rb") as f:
+        v = client.audio.transcriptions.create(
+            model=TINY_EN, file=f, response_format="verbose_json",
+            timestamp_granularities=["segment"],
+        )
+    assert v.text == FOX_TEXT
+    assert v.language == "english"
+    # duration is seconds of audio, not processing time.
+    import wave
+    with wave.open(str(FOX_WAV)) as w:
+        seconds = w.getnframes() / w.getframerate()
+    assert abs(v.duration - seconds) < 0.01
+    assert len(v.segments) == 1
+    seg = v.segments[0]
+    assert (seg.start, seg.end) == (0.0, 3.8)
+    assert seg.avg_logprob < 0 and 0 <= seg.no_speech_prob <= 1
+
+
+def test_multilingual_detects_and_translates(client, server):
+    _needs_cache(server)
+    with open(FOX_WAV, "rb") as f:
+        v = client.audio.transcriptions.create(model=BASE, file=f, response_format="verbose_json")
+    assert v.language == "english"
+    assert v.text == FOX_TEXT
+    with open(FOX_WAV, "rb") as f:
+        t = client.audio.translations.create(model=BASE, file=f)
+    assert "fox" in t.text.lower()
+
+
+def test_audio_errors_are_typed(client, server, tmp_path):
+    _needs_cache(server)
+    # English-only models cannot translate: 422.
+    with open(FOX_WAV, "rb") as f, pytest.raises(openai.UnprocessableEntityError) as e:
+        client.audio.translations.create(model=TINY_EN, file=f)
+    assert e.value.status_code == 422
+    assert "English-only" in str(e.value)
+
+    # Opus in Ogg (which this build cannot decode): 415 with the ffmpeg command.
+    opus = tmp_path / "voice.ogg"
+    opus.write_bytes(b"OggS\x00\x02" + b"\x00" * 20 + b"\x01\x13OpusHead\x01\x01" + b"\x00" * 64)
+    with open(opus, "rb") as f, pytest.raises(openai.APIStatusError) as e:
+        client.audio.transcriptions.create(model=TINY_EN, file=f)
+    assert e.value.status_code == 415
+    assert "ffmpeg" in str(e.value)
+
+    # Over the 25 MB default limit: 413, refused from Content-Length.
+    big = tmp_path / "big.wav"
+    big.write_bytes(b"\x00" * (27 * 1024 * 1024))
+    with open(big, "rb") as f, pytest.raises(openai.APIStatusError) as e:
+        client.audio.transcriptions.create(model=TINY_EN, file=f)
+    assert e.value.status_code == 413
+
+    # Random bytes: 400, and the server keeps serving.
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(bytes((i * 7919) % 251 for i in range(4096)))
+    with open(junk, "rb") as f, pytest.raises(openai.APIStatusError) as e:
+        client.audio.transcriptions.create(model=TINY_EN, file=f)
+    assert e.value.status_code in (400, 415)
+
+    # Word timestamps are not available: 400 naming the field.
+    with open(FOX_WAV, "rb") as f, pytest.raises(openai.BadRequestError) as e:
+        client.audio.transcriptions.create(
+            model=TINY_EN, file=f, response_format="verbose_json", timestamp_granularities=["word"]
+        )
+    assert "timestamp_granularities" in str(e.value)
+
+    # Chat sent to a Whisper model: the policy's capability error.
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=TINY_EN, messages=[{"role": "user", "content": "hi"}])
+    assert "speech-to-text" in str(e.value)
+
+    with open(FOX_WAV, "rb") as f:
+        assert client.audio.transcriptions.create(model=TINY_EN, file=f).text == FOX_TEXT

@@ -151,7 +151,7 @@ fn refusals_are_typed_errors_not_transcripts() {
     assert_eq!(out.status.code(), Some(1));
     let v = json(&out);
     assert_eq!(v["status"], "error");
-    assert_eq!(v["error"]["tanto_type"], "validation_error");
+    assert_eq!(v["error"]["tanto_type"], "unsupported_task");
     assert!(v["error"]["message"]
         .as_str()
         .unwrap()
@@ -172,7 +172,7 @@ fn refusals_are_typed_errors_not_transcripts() {
     );
     assert_eq!(out.status.code(), Some(1));
     let v = json(&out);
-    assert_eq!(v["error"]["tanto_type"], "validation_error");
+    assert_eq!(v["error"]["tanto_type"], "unsupported_media_type");
     assert!(
         v["error"]["hint"].as_str().unwrap().contains("ffmpeg"),
         "{v:#}"

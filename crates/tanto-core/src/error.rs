@@ -25,6 +25,11 @@ pub enum ErrorType {
     InvalidRequest,
     Unauthorized,
     PayloadTooLarge,
+    /// A file format this build cannot decode (HTTP 415), e.g. Opus audio.
+    UnsupportedMediaType,
+    /// The model cannot do the task asked of it (HTTP 422), e.g. translate
+    /// with an English-only Whisper.
+    UnsupportedTask,
     /// The model's queue is full: retry later (HTTP 429).
     Overloaded,
     ServerShutdown,
@@ -82,6 +87,8 @@ impl ErrorType {
             ErrorType::InvalidRequest => "invalid_request_error",
             ErrorType::Unauthorized => "authentication_error",
             ErrorType::PayloadTooLarge => "payload_too_large",
+            ErrorType::UnsupportedMediaType => "unsupported_media_type",
+            ErrorType::UnsupportedTask => "unsupported_task",
             ErrorType::Overloaded => "rate_limit_exceeded",
             ErrorType::ServerShutdown => "server_shutdown",
             ErrorType::ExecutionError => "execution_error",
@@ -103,6 +110,8 @@ impl ErrorType {
             ErrorType::AccessDenied | ErrorType::PermissionDenied => 403,
             ErrorType::LocksPresent => 409,
             ErrorType::PayloadTooLarge => 413,
+            ErrorType::UnsupportedMediaType => 415,
+            ErrorType::UnsupportedTask => 422,
             ErrorType::Overloaded => 429,
             ErrorType::UnhealthyModel => 422,
             ErrorType::MissingBackend | ErrorType::RuntimeIncompatible => 501,

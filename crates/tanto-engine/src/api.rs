@@ -174,6 +174,10 @@ pub enum EngineError {
     /// id outside the vocabulary, an instruction the model has no place for).
     #[error("{0}")]
     Validation(String),
+    /// The model cannot do what the request asks (translate with an
+    /// English-only or turbo Whisper): `unsupported_task`, 422.
+    #[error("{0}")]
+    UnsupportedTask(String),
     #[error("inference error: {0}")]
     Inference(String),
 }
@@ -227,6 +231,7 @@ impl EngineError {
             EngineError::PromptTooLong { .. }
             | EngineError::Template(_)
             | EngineError::Validation(_) => ErrorType::ValidationError,
+            EngineError::UnsupportedTask(_) => ErrorType::UnsupportedTask,
             EngineError::Tokenizer(_) | EngineError::Inference(_) => ErrorType::ExecutionError,
         }
     }

@@ -283,8 +283,15 @@ fn requests_the_model_cannot_do_are_validation_errors() {
     let Some(m) = models() else { return };
     let mut model = load(&m.join("faster-whisper-tiny.en"));
     let samples = clip("fox16k");
+    // An English-only model cannot translate: its own error type (HTTP 422).
+    match model.transcribe(&samples, &hf(Task::Translate, None, true)) {
+        Err(e @ EngineError::UnsupportedTask(_)) => {
+            assert_eq!(e.http_status(), 422);
+            assert!(e.to_string().contains("English-only"), "{e}");
+        }
+        other => panic!("translate on .en: {other:?}"),
+    }
     let cases = [
-        hf(Task::Translate, None, true),
         hf(Task::Transcribe, Some("de"), true),
         hf(Task::Transcribe, Some("klingon"), true),
         TranscribeOptions {

@@ -37,6 +37,8 @@ pub use manager::{EngineLoader, Loader};
 /// contexts and escaped non-ASCII text while bounding what one request costs.
 pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
 
+pub use openai::audio::DEFAULT_AUDIO_LIMIT;
+
 /// Default cap on open client connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 
@@ -80,6 +82,9 @@ pub struct ServeConfig {
     pub allow_paths: bool,
     /// Largest request body in bytes (413 beyond).
     pub body_limit: usize,
+    /// Largest audio file for `/v1/audio/*` in bytes (413 beyond); default
+    /// [`DEFAULT_AUDIO_LIMIT`], OpenAI's 25 MB.
+    pub audio_limit: usize,
     /// Engine threads per model (None = the engine's default).
     pub threads: Option<usize>,
     /// Bytes of weights that may be loaded at once. None = 70% of the
@@ -119,6 +124,7 @@ impl Default for ServeConfig {
             keep_alive: Duration::from_secs(300),
             allow_paths: false,
             body_limit: DEFAULT_BODY_LIMIT,
+            audio_limit: DEFAULT_AUDIO_LIMIT,
             threads: None,
             memory_budget: None,
             stores: None,
@@ -145,6 +151,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("keep_alive", &self.keep_alive)
             .field("allow_paths", &self.allow_paths)
             .field("body_limit", &self.body_limit)
+            .field("audio_limit", &self.audio_limit)
             .field("threads", &self.threads)
             .field("memory_budget", &self.memory_budget)
             .field("stores", &self.stores)
@@ -177,6 +184,9 @@ impl Server {
     ) -> anyhow::Result<Server> {
         if cfg.max_loaded == 0 {
             anyhow::bail!("--max-loaded must be at least 1");
+        }
+        if cfg.audio_limit == 0 {
+            anyhow::bail!("the audio upload limit must be at least 1 byte");
         }
         if cfg.body_limit == 0 {
             anyhow::bail!("the request body limit must be at least 1 byte");

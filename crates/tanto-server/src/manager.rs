@@ -21,6 +21,7 @@ use tanto_core::probe::{self, Probe};
 use tanto_core::registry::Backend;
 use tanto_core::resolve::{self, Resolved, Stores};
 use tanto_engine::embed::{EmbedInput, EmbeddingModel, EmbeddingModelInfo, InputType};
+use tanto_engine::whisper::{SpeechModel, SpeechModelInfo, TranscribeOptions, Transcript};
 use tanto_engine::{
     Delta, EngineError, Flow, GenerationOutput, GenerationParams, LoadOptions, Prompt, TextModel,
     TextModelInfo,
@@ -42,6 +43,15 @@ pub trait Loader: Send + Sync + 'static {
     ) -> Result<Box<dyn EmbeddingModel>, EngineError> {
         tanto_engine::embed::load_embedding_model(plan, spec, opts)
     }
+
+    /// Load a speech-to-text (Whisper) model.
+    fn load_speech(
+        &self,
+        plan: &LoadPlan,
+        opts: &LoadOptions,
+    ) -> Result<Box<dyn SpeechModel>, EngineError> {
+        tanto_engine::whisper::load_speech_model(plan, opts)
+    }
 }
 
 /// tanto-engine's `load_text_model`.
@@ -56,10 +66,19 @@ impl Loader for EngineLoader {
 
 /// The requests this server routes to a model (others are refused as
 /// `missing_backend` once the policy allows them).
-pub const SERVED: &[Request] = &[Request::Text, Request::Chat, Request::Embeddings];
+pub const SERVED: &[Request] = &[
+    Request::Text,
+    Request::Chat,
+    Request::Embeddings,
+    Request::Audio,
+];
 
 /// Embedding jobs queued or running per model before new ones get 429.
 pub const MAX_EMBED_QUEUE: usize = 64;
+
+/// Transcriptions queued or running per model before new ones get 429 (each
+/// holds its decoded audio: up to ~230 MB for a 1-hour file).
+pub const MAX_SPEECH_QUEUE: usize = 16;
 
 /// Events from a worker to the request that queued the job.
 pub enum Event {
@@ -86,16 +105,26 @@ pub struct EmbedJob {
     pub reply: tokio::sync::oneshot::Sender<EmbedResult>,
 }
 
+/// A transcription (or translation) for a speech model's worker.
+pub struct SpeechJob {
+    /// 16 kHz mono samples.
+    pub samples: Vec<f32>,
+    pub opts: TranscribeOptions,
+    pub reply: tokio::sync::oneshot::Sender<Result<Transcript, EngineError>>,
+}
+
 /// What a model's worker runs.
 enum Work {
     Generate(Job),
     Embed(EmbedJob),
+    Transcribe(SpeechJob),
 }
 
-/// A loaded model of either kind.
+/// A loaded model of any kind.
 enum AnyModel {
     Text(Box<dyn TextModel>),
     Embed(Box<dyn EmbeddingModel>),
+    Speech(Box<dyn SpeechModel>),
 }
 
 pub struct Job {
@@ -115,6 +144,8 @@ pub struct Loaded {
     pub info: TextModelInfo,
     /// Embedding models: dimensions, pooling, truncation.
     pub embed_info: Option<EmbeddingModelInfo>,
+    /// Speech models: multilingual, can translate, languages.
+    pub speech_info: Option<SpeechModelInfo>,
     pub capabilities: Vec<&'static str>,
     /// What the policy counts for it: weights plus the KV cache.
     pub memory_bytes: u64,
@@ -147,6 +178,21 @@ impl Loaded {
             ));
         }
         self.send(Work::Embed(job))
+    }
+
+    /// Queue a transcription; 429 when [`MAX_SPEECH_QUEUE`] are waiting.
+    pub fn submit_speech(&self, job: SpeechJob) -> Result<(), ApiError> {
+        if self.queued() >= MAX_SPEECH_QUEUE {
+            return Err(ApiError::new(
+                ErrorType::Overloaded,
+                format!(
+                    "Model '{}' has {} transcriptions queued; retry shortly",
+                    self.id,
+                    self.queued()
+                ),
+            ));
+        }
+        self.send(Work::Transcribe(job))
     }
 
     fn send(&self, work: Work) -> Result<(), ApiError> {
@@ -470,14 +516,30 @@ impl Manager {
                         path: plan.dir.clone(),
                         message: "the probe found no embedding pipeline".into(),
                     }),
+                    (Backend::Whisper, _) => loader.load_speech(&plan, &opts).map(AnyModel::Speech),
                     _ => loader.load(&plan, &opts).map(AnyModel::Text),
                 }))
             })
             .await;
             let result: Result<Arc<Loaded>, ApiError> = match loaded {
                 Ok(Ok(Ok(model))) => {
-                    let (info, embed_info) = match &model {
-                        AnyModel::Text(m) => (m.info().clone(), None),
+                    let (info, embed_info, speech_info) = match &model {
+                        AnyModel::Text(m) => (m.info().clone(), None, None),
+                        AnyModel::Speech(m) => {
+                            let sp = m.info().clone();
+                            (
+                                TextModelInfo {
+                                    name: sp.name.clone(),
+                                    architecture: "whisper".into(),
+                                    context_length: sp.text_context,
+                                    has_chat_template: false,
+                                    eos_token_ids: Vec::new(),
+                                    load_time: sp.load_time,
+                                },
+                                None,
+                                Some(sp),
+                            )
+                        }
                         AnyModel::Embed(m) => {
                             let e = m.info().clone();
                             (
@@ -490,6 +552,7 @@ impl Manager {
                                     load_time: e.load_time,
                                 },
                                 Some(e),
+                                None,
                             )
                         }
                     };
@@ -510,6 +573,7 @@ impl Manager {
                                 id: id.clone(),
                                 info,
                                 embed_info,
+                                speech_info,
                                 capabilities: served_capabilities(&a.probe),
                                 memory_bytes,
                                 pinned,
@@ -598,10 +662,10 @@ fn short(id: &str) -> String {
 
 /// What a model is loaded for when no request names it (preload).
 fn default_request(p: &Probe) -> Request {
-    if p.kind == tanto_core::probe::ModelKind::Embedding {
-        Request::Embeddings
-    } else {
-        Request::Text
+    match p.kind {
+        tanto_core::probe::ModelKind::Embedding => Request::Embeddings,
+        tanto_core::probe::ModelKind::Audio => Request::Audio,
+        _ => Request::Text,
     }
 }
 
@@ -630,16 +694,24 @@ fn worker(
         match (&mut model, work) {
             (AnyModel::Text(m), Work::Generate(job)) => run_job(m.as_mut(), job, &shutting),
             (AnyModel::Embed(m), Work::Embed(job)) => run_embed(m.as_mut(), job, &shutting),
+            (AnyModel::Speech(m), Work::Transcribe(job)) => run_speech(m.as_mut(), job, &shutting),
+            // The policy routes each request to a model of its kind; these
+            // answer a mismatch that slipped past it, without panicking.
             (_, Work::Generate(job)) => {
                 let _ = job
                     .events
                     .send(Event::Done(Err(EngineError::UnsupportedArchitecture(
-                        "an embedding model cannot generate text".into(),
+                        "this model cannot generate text".into(),
                     ))));
             }
             (_, Work::Embed(job)) => {
                 let _ = job.reply.send(Err(EngineError::UnsupportedArchitecture(
-                    "a text model cannot embed".into(),
+                    "this model cannot embed".into(),
+                )));
+            }
+            (_, Work::Transcribe(job)) => {
+                let _ = job.reply.send(Err(EngineError::UnsupportedArchitecture(
+                    "this model cannot transcribe audio".into(),
                 )));
             }
         }
@@ -664,6 +736,21 @@ fn run_embed(model: &mut dyn EmbeddingModel, job: EmbedJob, shutting: &AtomicBoo
     let res = out.unwrap_or_else(|_| {
         Err(EngineError::Inference(
             "the engine panicked while embedding".into(),
+        ))
+    });
+    let _ = job.reply.send(res);
+}
+
+fn run_speech(model: &mut dyn SpeechModel, job: SpeechJob, shutting: &AtomicBool) {
+    if job.reply.is_closed() || shutting.load(Ordering::SeqCst) {
+        return;
+    }
+    let out = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        model.transcribe(&job.samples, &job.opts)
+    }));
+    let res = out.unwrap_or_else(|_| {
+        Err(EngineError::Inference(
+            "the engine panicked while transcribing".into(),
         ))
     });
     let _ = job.reply.send(res);

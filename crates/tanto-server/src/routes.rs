@@ -20,6 +20,8 @@ use tanto_core::error::ErrorType;
 use tanto_core::policy::{self, Request as PolicyRequest};
 use tanto_core::probe::{self, Probe};
 use tanto_core::resolve::{self, Location, Resolved};
+use tanto_engine::audio::AudioError;
+use tanto_engine::whisper::{Task, TranscribeOptions};
 use tanto_engine::Prompt;
 use tokio::sync::{mpsc, watch};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -85,6 +87,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
+        .route("/v1/audio/transcriptions", post(transcriptions))
+        .route("/v1/audio/translations", post(translations))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), gate));
@@ -670,6 +674,187 @@ async fn embeddings(
         text,
     )
         .into_response())
+}
+
+/// How long an audio upload may take to arrive (25 MB at ~1 Mbit/s).
+const AUDIO_READ_TIMEOUT: Duration = Duration::from_secs(300);
+
+async fn transcriptions(
+    State(st): St,
+    Extension(rid): Extension<RequestId>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    speech(st, rid.0, req, Task::Transcribe).await
+}
+
+async fn translations(
+    State(st): St,
+    Extension(rid): Extension<RequestId>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    speech(st, rid.0, req, Task::Translate).await
+}
+
+/// An audio decoding failure as the API answers it: 413, 415 or 400, the
+/// `file` field named.
+fn audio_error(e: &AudioError) -> ApiError {
+    let kind = match e.error_type() {
+        ErrorType::ValidationError => ErrorType::InvalidRequest,
+        k => k,
+    };
+    ApiError::new(kind, format!("The uploaded audio could not be used: {e}")).with_param("file")
+}
+
+/// Both audio endpoints: form → decode (blocking pool) → policy and load →
+/// the model's queue → the requested format.
+async fn speech(
+    st: Arc<AppState>,
+    rid: String,
+    req: Request,
+    task: Task,
+) -> Result<Response, ApiError> {
+    use openai::audio;
+    let t0 = Instant::now();
+    let limit = st.cfg.audio_limit;
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        // The form's other fields and boundaries get 1 MiB on top of the file.
+        if len > limit as u64 + (1 << 20) {
+            drain(req.into_body()).await;
+            return Err(ApiError::new(
+                ErrorType::PayloadTooLarge,
+                format!("The upload is {len} bytes, over this server's audio limit of {limit} bytes; split the file or raise the limit (tanto serve --audio-limit)"),
+            )
+            .with_param("file"));
+        }
+    }
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let r = tokio::time::timeout(
+        AUDIO_READ_TIMEOUT,
+        audio::parse(
+            ct.as_deref(),
+            req.into_body(),
+            limit,
+            st.manager.default_model.as_deref(),
+        ),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            ErrorType::InvalidRequest,
+            format!(
+                "The upload did not arrive within {} s",
+                AUDIO_READ_TIMEOUT.as_secs()
+            ),
+        )
+        .with_code("body_timeout")
+    })??;
+    // The model first: an unknown or non-audio model fails before any decoding.
+    let model = st.manager.acquire(&r.model, PolicyRequest::Audio).await?;
+    let info = model.speech_info.clone().ok_or_else(|| {
+        ApiError::new(
+            ErrorType::InternalError,
+            "the model was admitted for audio but loaded without a speech engine",
+        )
+    })?;
+    if task == Task::Translate && !info.can_translate {
+        let why = if info.multilingual {
+            "a turbo model, which was not trained to translate"
+        } else {
+            "an English-only model"
+        };
+        return Err(ApiError::new(
+            ErrorType::UnsupportedTask,
+            format!("Model '{}' cannot translate: it is {why}; use POST /v1/audio/transcriptions, or a multilingual Whisper (tiny … large-v3) for translations", model.id),
+        )
+        .with_param("model"));
+    }
+    if let Some(l) = &r.language {
+        match tanto_engine::whisper::tokens::language_code(l) {
+            None => {
+                return Err(ApiError::invalid(
+                    "language",
+                    format!("unknown language '{l}': give an ISO-639-1 code (en, de, fr, …)"),
+                ))
+            }
+            Some(c) if !info.multilingual && c != "en" => {
+                return Err(ApiError::new(
+                    ErrorType::UnsupportedTask,
+                    format!("Model '{}' is English-only and cannot transcribe language '{c}'; use a multilingual Whisper", model.id),
+                )
+                .with_param("language"))
+            }
+            Some(_) => {}
+        }
+    }
+    let file = r.file;
+    let name = r.filename.clone();
+    let t_dec = Instant::now();
+    let pcm = tokio::task::spawn_blocking(move || {
+        tanto_engine::audio::decode::decode(&file, name.as_deref())
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            ErrorType::InternalError,
+            format!("audio decoding failed: {e}"),
+        )
+    })?
+    .map_err(|e| audio_error(&e))?;
+    let decode_ms = t_dec.elapsed().as_millis() as u64;
+    let audio_s = pcm.duration_secs();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    model.submit_speech(manager::SpeechJob {
+        samples: pcm.samples,
+        opts: TranscribeOptions {
+            language: r.language.clone(),
+            task,
+            prompt: r.prompt.clone(),
+            temperature: r.temperature,
+            ..TranscribeOptions::default()
+        },
+        reply: tx,
+    })?;
+    let mut sd = st.shutdown_rx.clone();
+    let res = tokio::select! {
+        biased;
+        res = rx => res,
+        _ = sd.wait_for(|v| *v) => return Err(ApiError::shutting_down()),
+    };
+    let tr = res
+        .map_err(|_| {
+            ApiError::new(
+                ErrorType::InternalError,
+                "the model worker stopped before finishing this request",
+            )
+        })?
+        .map_err(|e| match e {
+            tanto_engine::EngineError::UnsupportedTask(_) => {
+                ApiError::new(ErrorType::UnsupportedTask, e.to_string()).with_param("model")
+            }
+            e => ApiError::from_generation(&e, "file"),
+        })?;
+    let ms = t0.elapsed().as_millis() as u64;
+    tracing::info!(
+        request_id = %rid,
+        model = %model.id,
+        task = task.as_str(),
+        language = %tr.language,
+        audio_s,
+        decode_ms,
+        segments = tr.segments.len(),
+        ms,
+        "audio"
+    );
+    Ok(audio::render(&tr, r.format))
 }
 
 /// Serve until `shutdown` resolves, then drain.

@@ -59,6 +59,9 @@ pub struct Args {
     /// Largest request body (e.g. 8M)
     #[arg(long, env = "TANTO_BODY_LIMIT", default_value = "8M", value_parser = parse_size)]
     pub body_limit: u64,
+    /// Largest audio upload for /v1/audio/* (OpenAI's limit is 25M)
+    #[arg(long, env = "TANTO_AUDIO_LIMIT", default_value = "25M", value_parser = parse_size)]
+    pub audio_limit: u64,
     /// Host name accepted in the Host header besides IP literals and localhost (repeatable; `*` for any)
     #[arg(
         long = "allowed-host",
@@ -104,6 +107,7 @@ pub fn run(a: Args) -> CmdResult {
         keep_alive: a.keep_alive,
         allow_paths: a.allow_paths,
         body_limit: usize::try_from(a.body_limit).unwrap_or(usize::MAX),
+        audio_limit: usize::try_from(a.audio_limit).unwrap_or(usize::MAX),
         threads: a.threads,
         memory_budget: a.memory_budget,
         allowed_hosts: a.allowed_host,

@@ -13,7 +13,7 @@ use tanto_core::policy::{self, PolicyConfig, Request};
 use tanto_core::resolve::{self, Stores};
 use tanto_core::{host, probe};
 use tanto_engine::audio::{decode::decode_file, AudioError, FFMPEG_HINT};
-use tanto_engine::whisper::{self, subtitles, Task, TranscribeOptions, Transcript};
+use tanto_engine::whisper::{self, subtitles, Task, TranscribeOptions};
 use tanto_engine::LoadOptions;
 
 use crate::cmd::run::{engine_err, gather_prompt, Args};
@@ -40,17 +40,6 @@ fn audio_err(path: &std::path::Path, e: AudioError) -> TantoError {
         Some(h) => err.with_hint(h),
         None => err,
     }
-}
-
-/// OpenAI's `verbose_json` shape.
-pub fn verbose_json(t: &Transcript) -> serde_json::Value {
-    json!({
-        "task": t.task.as_str(),
-        "language": whisper::tokens::language_name(&t.language).unwrap_or(&t.language),
-        "duration": t.duration,
-        "text": t.text,
-        "segments": t.segments,
-    })
 }
 
 pub fn run(a: &Args) -> CmdResult {
@@ -162,7 +151,8 @@ pub fn run(a: &Args) -> CmdResult {
         Format::Srt => subtitles::srt(&tr.segments),
         Format::Vtt => subtitles::vtt(&tr.segments),
         Format::VerboseJson => {
-            let mut s = serde_json::to_string_pretty(&verbose_json(&tr)).unwrap_or_default();
+            let mut s =
+                serde_json::to_string_pretty(&subtitles::verbose_json(&tr)).unwrap_or_default();
             s.push('\n');
             s
         }

@@ -54,16 +54,17 @@ pub const FFMPEG_HINT: &str =
     "convert it first, e.g. `ffmpeg -i input.webm -ar 16000 -ac 1 output.wav`";
 
 impl AudioError {
+    /// 413 too large, 415 unsupported format, 400 otherwise.
     pub fn error_type(&self) -> ErrorType {
-        ErrorType::ValidationError
+        match self {
+            AudioError::TooLarge { .. } => ErrorType::PayloadTooLarge,
+            AudioError::Unsupported { .. } => ErrorType::UnsupportedMediaType,
+            AudioError::Empty | AudioError::Corrupt(_) => ErrorType::ValidationError,
+        }
     }
 
-    /// 413 too large, 415 unsupported format, 400 otherwise.
+    /// HTTP status of [`AudioError::error_type`].
     pub fn http_status(&self) -> u16 {
-        match self {
-            AudioError::TooLarge { .. } => 413,
-            AudioError::Unsupported { .. } => 415,
-            AudioError::Empty | AudioError::Corrupt(_) => 400,
-        }
+        self.error_type().http_status()
     }
 }

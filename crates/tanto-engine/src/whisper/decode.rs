@@ -277,7 +277,10 @@ pub fn split_segments(
     let single_ending = n >= 2 && !is_ts[n - 2] && is_ts[n - 1] || (n == 1 && is_ts[0]);
     let offset = seek as f64 * FRAME_SECS;
     let mut consecutive: Vec<usize> = (1..n).filter(|&i| is_ts[i - 1] && is_ts[i]).collect();
+    // Times to the millisecond: 3.8, not 3.8000000000000003.
+    let ms = |t: f64| (t * 1000.0).round() / 1000.0;
     let make = |slice: &[u32], start: f64, end: f64| {
+        let (start, end) = (ms(start), ms(end));
         let text_ids: Vec<u32> = slice.iter().copied().filter(|t| *t < sp.eot).collect();
         Segment {
             id: 0,

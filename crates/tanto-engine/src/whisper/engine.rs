@@ -83,6 +83,7 @@ impl WhisperEngine {
         let vocab = config.vocab_size;
         let n_mels = config.num_mel_bins;
         let turbo = config.decoder_layers <= 4 && config.d_model >= 1280;
+        let text_context = config.max_target_positions;
         let model = Whisper::new(config, tensors, &dev).map_err(|e| inval(&src, e))?;
         let tok = TextTokenizer::from_dir(&plan.dir).map_err(|e| match e {
             EngineError::Tokenizer(m) => inval(&plan.dir.join("tokenizer.json"), m),
@@ -105,6 +106,7 @@ impl WhisperEngine {
             multilingual,
             can_translate: multilingual && special.translate.is_some() && !turbo,
             n_mels,
+            text_context,
             languages: special
                 .languages
                 .iter()
@@ -166,7 +168,7 @@ impl WhisperEngine {
             } else {
                 "an English-only model"
             };
-            return Err(EngineError::Validation(format!(
+            return Err(EngineError::UnsupportedTask(format!(
                 "{} cannot translate: it is {why}; use a multilingual Whisper (tiny … large-v3)",
                 self.info.name
             )));

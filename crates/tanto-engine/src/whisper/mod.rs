@@ -124,6 +124,8 @@ pub struct SpeechModelInfo {
     /// Multilingual and not a turbo (`large-v3-turbo` was not trained to translate).
     pub can_translate: bool,
     pub n_mels: usize,
+    /// Decoder positions (448 for every released Whisper): tokens per window.
+    pub text_context: usize,
     /// Language codes the model knows (empty for `.en` models).
     pub languages: Vec<String>,
     pub load_time: Duration,

@@ -1,7 +1,20 @@
-//! Transcript writers: SubRip (`srt`) and WebVTT (`vtt`), as OpenAI's
-//! `response_format` and openai/whisper's writers produce them.
+//! Transcript writers: SubRip (`srt`), WebVTT (`vtt`) and `verbose_json`,
+//! as OpenAI's `response_format` and openai/whisper's writers produce them.
+//! The CLI (`tanto run --audio --format`) and the server share them.
 
-use super::Segment;
+use super::{tokens, Segment, Transcript};
+
+/// OpenAI's `verbose_json`: task, language (its English name, lower case, as
+/// OpenAI writes it), `duration` in seconds of audio, text and the segments.
+pub fn verbose_json(t: &Transcript) -> serde_json::Value {
+    serde_json::json!({
+        "task": t.task.as_str(),
+        "language": tokens::language_name(&t.language).unwrap_or(&t.language),
+        "duration": t.duration,
+        "text": t.text,
+        "segments": t.segments,
+    })
+}
 
 /// `HH:MM:SS,mmm` (SRT) or `HH:MM:SS.mmm` (VTT).
 pub fn timestamp(seconds: f64, decimal: char) -> String {

@@ -2,6 +2,7 @@
 //! response shapes ([`response`]). A request goes routes → request → manager
 //! → sse → response, so each half is visited once.
 
+pub mod audio;
 pub mod embeddings;
 mod request;
 mod response;
