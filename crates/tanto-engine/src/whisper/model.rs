@@ -9,9 +9,77 @@
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_core::{CpuStorage, DType, Device, Module, Result, Storage, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear};
+use rayon::prelude::*;
 use serde::Deserialize;
+
+/// Most rows of activations for which [`small_matmul`] replaces the GEMM.
+const SMALL_M: usize = 4;
+
+/// `x · wᵀ` for a few rows of `x` (`(…, k)`, at most [`SMALL_M`] rows) and an
+/// f32 `w` (`(m, k)`, contiguous, on the CPU): the output rows are split
+/// across the rayon pool. A decoder step is such a product; the GEMM runs its
+/// matrix-vector case on one thread, which made the 51,865-row vocabulary
+/// projection the decoder's bottleneck. `None`: not applicable, use the GEMM.
+fn small_matmul(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
+    if !w.device().is_cpu() || w.dtype() != DType::F32 || x.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    let (m, k) = w.dims2()?;
+    let dims = x.dims().to_vec();
+    let Some((&xk, lead)) = dims.split_last() else {
+        return Ok(None);
+    };
+    let n: usize = lead.iter().product();
+    if xk != k || n == 0 || n > SMALL_M {
+        return Ok(None);
+    }
+    let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
+    let (storage, layout) = w.storage_and_layout();
+    let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
+        return Ok(None);
+    };
+    let Some((o0, o1)) = layout.contiguous_offsets() else {
+        return Ok(None);
+    };
+    let wd = &data[o0..o1];
+    // out[r * n + t] = dot(w[r], x[t]), in chunks of rows per task.
+    const ROWS: usize = 256;
+    let mut out = vec![0f32; m * n];
+    out.par_chunks_mut(ROWS * n)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            for (i, o) in chunk.chunks_mut(n).enumerate() {
+                let r = c * ROWS + i;
+                let wr = &wd[r * k..(r + 1) * k];
+                for (t, v) in o.iter_mut().enumerate() {
+                    *v = crate::kernels::dot_f32(wr, &xs[t * k..(t + 1) * k]);
+                }
+            }
+        });
+    drop(storage);
+    let y = Tensor::from_vec(out, (m, n), x.device())?;
+    let y = if n == 1 {
+        y.reshape((1, m))?
+    } else {
+        y.t()?.contiguous()?
+    };
+    let mut shape = lead.to_vec();
+    shape.push(m);
+    Ok(Some(y.reshape(shape)?))
+}
+
+/// A linear layer through [`small_matmul`] when it applies.
+fn lin(l: &Linear, x: &Tensor) -> Result<Tensor> {
+    match small_matmul(x, l.weight())? {
+        Some(y) => match l.bias() {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        },
+        None => l.forward(x),
+    }
+}
 
 /// The hyper-parameters, as HF's config.json spells them.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -98,22 +166,22 @@ impl Attention {
 
     fn keys_values(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         Ok((
-            self.split(&self.k.forward(x)?)?,
-            self.split(&self.v.forward(x)?)?,
+            self.split(&lin(&self.k, x)?)?,
+            self.split(&lin(&self.v, x)?)?,
         ))
     }
 
     /// Attention of `x` over `k`/`v` (already split into heads).
     fn attend(&self, x: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
-        let q = self.split(&(self.q.forward(x)? * self.scale)?)?;
+        let q = self.split(&(lin(&self.q, x)? * self.scale)?)?;
         let mut att = q.matmul(&k.t()?)?;
         if let Some(m) = mask {
             att = att.broadcast_add(m)?;
         }
         let att = candle_nn::ops::softmax_last_dim(&att)?;
         let y = att.matmul(v)?.transpose(1, 2)?.reshape((b, t, d))?;
-        self.out.forward(&y)
+        lin(&self.out, &y)
     }
 }
 
@@ -124,7 +192,7 @@ struct Mlp {
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&self.fc1.forward(x)?.gelu_erf()?)
+        lin(&self.fc2, &lin(&self.fc1, x)?.gelu_erf()?)
     }
 }
 
@@ -375,7 +443,10 @@ impl Whisper {
         }
         cache.len = start + n;
         let x = self.dec_ln.forward(&x)?.squeeze(0)?;
-        x.matmul(&self.embed.t()?)?.to_dtype(DType::F32)
+        match small_matmul(&x, &self.embed)? {
+            Some(y) => Ok(y),
+            None => x.matmul(&self.embed.t()?)?.to_dtype(DType::F32),
+        }
     }
 }
 
