@@ -180,18 +180,64 @@ fn dot_q8_0_scalar(w: &[u8], a: &[BlockQ8]) -> f32 {
     sum
 }
 
+/// `Σ w·x` in f32 over the shorter of the two slices.
 pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
-    // Eight independent partial sums (vectorizes; order fixed).
-    let mut acc = [0f32; 8];
-    let chunks = w.len() / 8;
-    for i in 0..chunks {
-        for l in 0..8 {
-            acc[l] = w[i * 8 + l].mul_add(x[i * 8 + l], acc[l]);
+    // 32 independent partial sums over exact chunks: no bounds checks in the
+    // loop, so it compiles to packed FMAs (two zmm or four ymm chains), and
+    // the summation order is fixed (run-to-run identical).
+    const L: usize = 32;
+    let n = w.len().min(x.len());
+    let (w, x) = (&w[..n], &x[..n]);
+    let mut acc = [0f32; L];
+    let (wc, xc) = (w.chunks_exact(L), x.chunks_exact(L));
+    let (wr, xr) = (wc.remainder(), xc.remainder());
+    for (a, b) in wc.zip(xc) {
+        for l in 0..L {
+            acc[l] = a[l].mul_add(b[l], acc[l]);
         }
     }
-    let mut s = acc.iter().sum::<f32>();
-    for i in chunks * 8..w.len() {
-        s += w[i] * x[i];
+    // Pairwise reduction of the lanes.
+    let mut width = L;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+    }
+    let mut s = acc[0];
+    for (a, b) in wr.iter().zip(xr) {
+        s = a.mul_add(*b, s);
+    }
+    s
+}
+
+/// `Σ w·x` with f16 `w`, in the same order as [`dot_f32`] on the widened
+/// weights (f16 → f32 is exact), so both give bit-identical sums.
+pub fn dot_f16(w: &[f16], x: &[f32]) -> f32 {
+    use half::slice::HalfFloatSliceExt;
+    const L: usize = 32;
+    let n = w.len().min(x.len());
+    let (w, x) = (&w[..n], &x[..n]);
+    let mut acc = [0f32; L];
+    let mut buf = [0f32; L];
+    let (wc, xc) = (w.chunks_exact(L), x.chunks_exact(L));
+    let (wr, xr) = (wc.remainder(), xc.remainder());
+    for (a, b) in wc.zip(xc) {
+        a.convert_to_f32_slice(&mut buf);
+        for l in 0..L {
+            acc[l] = buf[l].mul_add(b[l], acc[l]);
+        }
+    }
+    let mut width = L;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+    }
+    let mut s = acc[0];
+    for (a, b) in wr.iter().zip(xr) {
+        s = a.to_f32().mul_add(*b, s);
     }
     s
 }
@@ -973,5 +1019,24 @@ mod tests {
             let exact: f64 = x.iter().zip(y).map(|(p, q)| p.to_f64() * *q as f64).sum();
             assert!((dot_f16_ggml(x, y) as f64 - exact).abs() < 1e-3);
         }
+    }
+
+    #[test]
+    fn f32_and_f16_dots_agree_and_are_accurate() {
+        // Lengths that hit no chunk, exact chunks and a remainder.
+        for n in [0usize, 5, 32, 64, 100, 384] {
+            let w16: Vec<f16> = (0..n)
+                .map(|i| f16::from_f32((i as f32 * 0.29).sin() * 2.0))
+                .collect();
+            let w32: Vec<f32> = w16.iter().map(|v| v.to_f32()).collect();
+            let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.13).cos()).collect();
+            let a = dot_f32(&w32, &x);
+            // Same order on widened weights: bit-identical.
+            assert_eq!(a.to_bits(), dot_f16(&w16, &x).to_bits(), "n={n}");
+            let exact: f64 = w32.iter().zip(&x).map(|(p, q)| *p as f64 * *q as f64).sum();
+            assert!((a as f64 - exact).abs() < 1e-4, "n={n}: {a} vs {exact}");
+        }
+        // The shorter slice bounds the sum.
+        assert_eq!(dot_f32(&[1.0, 2.0, 3.0], &[1.0, 1.0]), 3.0);
     }
 }

@@ -18,12 +18,13 @@ use serde::Deserialize;
 const SMALL_M: usize = 4;
 
 /// `x · wᵀ` for a few rows of `x` (`(…, k)`, at most [`SMALL_M`] rows) and an
-/// f32 `w` (`(m, k)`, contiguous, on the CPU): the output rows are split
-/// across the rayon pool. A decoder step is such a product; the GEMM runs its
-/// matrix-vector case on one thread, which made the 51,865-row vocabulary
-/// projection the decoder's bottleneck. `None`: not applicable, use the GEMM.
+/// f32 or f16 `w` (`(m, k)`, contiguous, on the CPU): the output rows are
+/// split across the rayon pool. A decoder step is such a product; the GEMM
+/// runs its matrix-vector case on one thread, which made the 51,865-row
+/// vocabulary projection the decoder's bottleneck. `None`: not applicable,
+/// use the GEMM.
 fn small_matmul(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
-    if !w.device().is_cpu() || w.dtype() != DType::F32 || x.dtype() != DType::F32 {
+    if !w.device().is_cpu() || x.dtype() != DType::F32 {
         return Ok(None);
     }
     let (m, k) = w.dims2()?;
@@ -37,27 +38,18 @@ fn small_matmul(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     }
     let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
     let (storage, layout) = w.storage_and_layout();
-    let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
-        return Ok(None);
-    };
     let Some((o0, o1)) = layout.contiguous_offsets() else {
         return Ok(None);
     };
-    let wd = &data[o0..o1];
-    // out[r * n + t] = dot(w[r], x[t]), in chunks of rows per task.
-    const ROWS: usize = 256;
-    let mut out = vec![0f32; m * n];
-    out.par_chunks_mut(ROWS * n)
-        .enumerate()
-        .for_each(|(c, chunk)| {
-            for (i, o) in chunk.chunks_mut(n).enumerate() {
-                let r = c * ROWS + i;
-                let wr = &wd[r * k..(r + 1) * k];
-                for (t, v) in o.iter_mut().enumerate() {
-                    *v = crate::kernels::dot_f32(wr, &xs[t * k..(t + 1) * k]);
-                }
-            }
-        });
+    let out = match &*storage {
+        Storage::Cpu(CpuStorage::F32(data)) => {
+            rows_dot(&data[o0..o1], m, k, n, &xs, crate::kernels::dot_f32)
+        }
+        Storage::Cpu(CpuStorage::F16(data)) => {
+            rows_dot(&data[o0..o1], m, k, n, &xs, crate::kernels::dot_f16)
+        }
+        _ => return Ok(None),
+    };
     drop(storage);
     let y = Tensor::from_vec(out, (m, n), x.device())?;
     let y = if n == 1 {
@@ -70,14 +62,79 @@ fn small_matmul(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     Ok(Some(y.reshape(shape)?))
 }
 
-/// A linear layer through [`small_matmul`] when it applies.
+/// `out[r * n + t] = dot(w[r], x[t])`, in chunks of rows per rayon task.
+fn rows_dot<T: Sync>(
+    wd: &[T],
+    m: usize,
+    k: usize,
+    n: usize,
+    xs: &[f32],
+    dot: fn(&[T], &[f32]) -> f32,
+) -> Vec<f32> {
+    const ROWS: usize = 256;
+    let mut out = vec![0f32; m * n];
+    out.par_chunks_mut(ROWS * n)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            for (i, o) in chunk.chunks_mut(n).enumerate() {
+                let r = c * ROWS + i;
+                let wr = &wd[r * k..(r + 1) * k];
+                for (t, v) in o.iter_mut().enumerate() {
+                    *v = dot(wr, &xs[t * k..(t + 1) * k]);
+                }
+            }
+        });
+    out
+}
+
+/// A linear layer through [`small_matmul`] when it applies; a weight kept in
+/// f16 (see [`compact_f16`]) is widened for the GEMM.
 fn lin(l: &Linear, x: &Tensor) -> Result<Tensor> {
-    match small_matmul(x, l.weight())? {
-        Some(y) => match l.bias() {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
-        },
-        None => l.forward(x),
+    let y = match small_matmul(x, l.weight())? {
+        Some(y) => y,
+        None if l.weight().dtype() != x.dtype() => {
+            let w = l.weight().to_dtype(x.dtype())?;
+            x.broadcast_matmul(&w.t()?)?
+        }
+        None => return l.forward(x),
+    };
+    match l.bias() {
+        Some(b) => y.broadcast_add(b),
+        None => Ok(y),
+    }
+}
+
+/// `w` in f16 when that loses nothing (every value is an f16, as in
+/// CTranslate2 float16 and f16 safetensors checkpoints, which arrive widened
+/// to f32), on the CPU only; else `w` as it is. The decoder is bound by
+/// memory bandwidth (each step reads every weight once), so half the bytes
+/// is nearly half the time, and [`crate::kernels::dot_f16`] sums in the
+/// same order as the f32 kernel: the logits stay bit-identical.
+fn compact_f16(w: Tensor) -> Result<Tensor> {
+    if !w.device().is_cpu() || w.dtype() != DType::F32 || w.rank() != 2 {
+        return Ok(w);
+    }
+    let h = w.to_dtype(DType::F16)?;
+    let back = h.to_dtype(DType::F32)?;
+    // Bit-exact round trip (NaN-free weights compare equal to themselves).
+    let same = w.eq(&back)?.to_dtype(DType::U8)?.flatten_all()?.min(0)?;
+    Ok(if same.to_scalar::<u8>()? == 1 { h } else { w })
+}
+
+fn compact_linear(l: Linear) -> Result<Linear> {
+    let b = l.bias().cloned();
+    Ok(Linear::new(compact_f16(l.weight().clone())?, b))
+}
+
+impl Attention {
+    fn compact(self) -> Result<Self> {
+        Ok(Self {
+            q: compact_linear(self.q)?,
+            k: compact_linear(self.k)?,
+            v: compact_linear(self.v)?,
+            out: compact_linear(self.out)?,
+            ..self
+        })
     }
 }
 
@@ -191,6 +248,13 @@ struct Mlp {
 }
 
 impl Mlp {
+    fn compact(self) -> Result<Self> {
+        Ok(Self {
+            fc1: compact_linear(self.fc1)?,
+            fc2: compact_linear(self.fc2)?,
+        })
+    }
+
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         lin(&self.fc2, &lin(&self.fc1, x)?.gelu_erf()?)
     }
@@ -291,7 +355,7 @@ impl Whisper {
             });
         }
         let enc_ln = layer_norm(&mut w, "model.encoder.layer_norm")?;
-        let embed = take(&mut w, "model.decoder.embed_tokens.weight")?;
+        let embed = compact_f16(take(&mut w, "model.decoder.embed_tokens.weight")?)?;
         let dec_pos = take(&mut w, "model.decoder.embed_positions.weight")?;
         let mut dec_layers = Vec::with_capacity(c.decoder_layers);
         for i in 0..c.decoder_layers {
@@ -299,11 +363,12 @@ impl Whisper {
             let h = c.decoder_attention_heads;
             dec_layers.push(DecoderLayer {
                 self_ln: layer_norm(&mut w, &format!("{p}.self_attn_layer_norm"))?,
-                self_attn: Attention::load(&mut w, &format!("{p}.self_attn"), d, h)?,
+                self_attn: Attention::load(&mut w, &format!("{p}.self_attn"), d, h)?.compact()?,
                 cross_ln: layer_norm(&mut w, &format!("{p}.encoder_attn_layer_norm"))?,
-                cross_attn: Attention::load(&mut w, &format!("{p}.encoder_attn"), d, h)?,
+                cross_attn: Attention::load(&mut w, &format!("{p}.encoder_attn"), d, h)?
+                    .compact()?,
                 mlp_ln: layer_norm(&mut w, &format!("{p}.final_layer_norm"))?,
-                mlp: mlp(&mut w, &p)?,
+                mlp: mlp(&mut w, &p)?.compact()?,
             });
         }
         let dec_ln = layer_norm(&mut w, "model.decoder.layer_norm")?;
@@ -406,7 +471,7 @@ impl Whisper {
             cache.layers = vec![None; self.dec_layers.len()];
         }
         let ids = Tensor::new(tokens, &self.device)?;
-        let x = self.embed.index_select(&ids, 0)?;
+        let x = self.embed.index_select(&ids, 0)?.to_dtype(DType::F32)?;
         let x = (x + self.dec_pos.narrow(0, start, n)?)?;
         let mut x = x.unsqueeze(0)?;
         let mask = if n > 1 {
@@ -445,7 +510,9 @@ impl Whisper {
         let x = self.dec_ln.forward(&x)?.squeeze(0)?;
         match small_matmul(&x, &self.embed)? {
             Some(y) => Ok(y),
-            None => x.matmul(&self.embed.t()?)?.to_dtype(DType::F32),
+            None => x
+                .matmul(&self.embed.to_dtype(x.dtype())?.t()?)?
+                .to_dtype(DType::F32),
         }
     }
 }
