@@ -1,7 +1,9 @@
 //! Request guards that keep web pages from reaching the server through the
-//! user's browser: the `Host` check (DNS rebinding) and the JSON content
-//! type on POST routes (a form or `text/plain` post cannot carry it without
-//! a CORS preflight, which tanto answers only for `--cors-origin`).
+//! user's browser: the `Host` check (DNS rebinding), the `Origin` check on
+//! POST (a page's multipart form to `/v1/audio/*` needs no preflight), and the
+//! JSON content type on the JSON routes (a form or `text/plain` post cannot
+//! carry it without a CORS preflight, which tanto answers only for
+//! `--cors-origin`).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -134,6 +136,76 @@ pub fn require_json(req: &Request) -> Result<(), ApiError> {
     .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE))
 }
 
+/// Which browser origins may POST. Browsers send `Origin` on every
+/// cross-origin POST (and on same-origin ones); API clients (the SDKs, curl)
+/// send none. A POST with an `Origin` that `--cors-origin` does not list, and
+/// that is not the server's own origin, is a web page acting through the
+/// user's browser: 403 before any work, whatever its content type.
+#[derive(Debug, Clone, Default)]
+pub struct OriginPolicy {
+    any: bool,
+    list: Vec<String>,
+}
+
+impl OriginPolicy {
+    pub fn new(cors_origins: &[String]) -> Self {
+        let mut p = OriginPolicy::default();
+        for o in cors_origins
+            .iter()
+            .map(|o| o.trim())
+            .filter(|o| !o.is_empty())
+        {
+            if o == "*" {
+                p.any = true;
+            } else {
+                p.list.push(o.trim_end_matches('/').to_ascii_lowercase());
+            }
+        }
+        p
+    }
+
+    /// Whether `origin` may POST to a server reached as `host` (the request's
+    /// `Host` header, when it has one).
+    pub fn allows(&self, origin: &str, host: Option<&str>) -> bool {
+        let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+        if self.any || self.list.contains(&o) {
+            return true;
+        }
+        // Same origin: `http://HOST` where HOST is exactly the Host header.
+        let authority = o
+            .strip_prefix("http://")
+            .or_else(|| o.strip_prefix("https://"));
+        matches!((authority, host), (Some(a), Some(h)) if a == h.trim().to_ascii_lowercase())
+    }
+
+    /// 403 `origin_not_allowed` for a POST from a page this server does not allow.
+    pub fn check(&self, req: &Request) -> Result<(), ApiError> {
+        if req.method() != axum::http::Method::POST {
+            return Ok(());
+        }
+        let Some(origin) = req.headers().get(header::ORIGIN) else {
+            return Ok(());
+        };
+        let origin = origin.to_str().unwrap_or("\u{fffd}");
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        if self.allows(origin, host) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            ErrorType::AccessDenied,
+            format!(
+                "Requests from the web page at '{}' are not allowed (a page must not use your local models through your browser); start tanto serve with --cors-origin {} to allow it",
+                origin.chars().take(100).collect::<String>(),
+                origin.chars().take(100).collect::<String>()
+            ),
+        )
+        .with_code("origin_not_allowed"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +239,20 @@ mod tests {
         assert!(HostPolicy::new("myhost.local", &[]).allows("myhost.local:80"));
         assert!(HostPolicy::new("0.0.0.0", &["*".into()]).allows("evil.example"));
         assert!(!HostPolicy::new("0.0.0.0", &[]).allows("evil.example"));
+    }
+
+    #[test]
+    fn origins() {
+        let none = OriginPolicy::new(&[]);
+        assert!(!none.allows("https://evil.example", Some("127.0.0.1:8000")));
+        assert!(!none.allows("null", Some("127.0.0.1:8000")));
+        // A page on another port of the same machine is another origin.
+        assert!(!none.allows("http://127.0.0.1:3000", Some("127.0.0.1:8000")));
+        assert!(none.allows("http://127.0.0.1:8000", Some("127.0.0.1:8000")));
+        assert!(!none.allows("http://127.0.0.1:8000", None));
+        let some = OriginPolicy::new(&["https://App.example/".into()]);
+        assert!(some.allows("https://app.example", Some("127.0.0.1:8000")));
+        assert!(!some.allows("https://app.example.evil", Some("127.0.0.1:8000")));
+        assert!(OriginPolicy::new(&["*".into()]).allows("null", None));
     }
 }

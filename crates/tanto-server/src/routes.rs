@@ -28,7 +28,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::conn;
 use crate::error::{ApiError, PendingError};
-use crate::guard::{self, HostPolicy};
+use crate::guard::{self, HostPolicy, OriginPolicy};
 use crate::manager::{self, Job, Loader, Manager};
 use crate::openai::{self, Endpoint, Meta};
 use crate::sse::{self, LogCtx};
@@ -39,6 +39,7 @@ pub struct AppState {
     pub cfg: ServeConfig,
     pub manager: Arc<Manager>,
     hosts: HostPolicy,
+    origins: OriginPolicy,
     shutting_down: Arc<AtomicBool>,
     shutdown_tx: watch::Sender<bool>,
     shutdown_rx: watch::Receiver<bool>,
@@ -51,10 +52,12 @@ impl AppState {
         let manager = Arc::new(Manager::new(&cfg, loader, shutting_down.clone()));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let hosts = HostPolicy::new(&cfg.host, &cfg.allowed_hosts);
+        let origins = OriginPolicy::new(&cfg.cors_origins);
         Ok(Arc::new(Self {
             cfg,
             manager,
             hosts,
+            origins,
             shutting_down,
             shutdown_tx,
             shutdown_rx,
@@ -209,9 +212,12 @@ async fn front(mut req: Request, next: Next) -> Response {
     resp
 }
 
-/// Inside CORS: the Host check, the shutdown gate and the API key check.
+/// Inside CORS: the Host and Origin checks, the shutdown gate and the API key check.
 async fn gate(State(st): St, req: Request, next: Next) -> Response {
     if let Err(e) = st.hosts.check(&req) {
+        return e.into_response();
+    }
+    if let Err(e) = st.origins.check(&req) {
         return e.into_response();
     }
     let path = req.uri().path();
@@ -235,7 +241,7 @@ async fn not_found(req: Request) -> ApiError {
     ApiError::new(
         ErrorType::InvalidRequest,
         format!(
-            "No route {} {}; tanto serve has GET /health, GET /v1/models, GET /v1/models/{{id}}, POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings",
+            "No route {} {}; tanto serve has GET /health, GET /v1/models, GET /v1/models/{{id}}, POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, POST /v1/audio/transcriptions, POST /v1/audio/translations",
             req.method(),
             req.uri().path()
         ),

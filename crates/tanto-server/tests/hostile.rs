@@ -505,6 +505,55 @@ async fn foreign_host_header_is_403() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_from_foreign_web_pages_are_403() {
+    // A page's multipart form needs no CORS preflight, so only the Origin
+    // check keeps it from loading models through /v1/audio/*.
+    let s = TestServer::start(|_| {}).await;
+    let port = s.base.rsplit(':').next().unwrap().to_string();
+    for (path, multipart) in [
+        ("/v1/audio/transcriptions", true),
+        ("/v1/audio/translations", true),
+        ("/v1/chat/completions", false),
+        ("/v1/embeddings", false),
+    ] {
+        for origin in ["https://evil.example", "null", "http://127.0.0.1:1"] {
+            let rb = client().post(s.url(path)).header("Origin", origin);
+            let rb = if multipart {
+                rb.header("content-type", "multipart/form-data; boundary=XX")
+                    .body("--XX\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nm\r\n--XX--\r\n")
+            } else {
+                rb.json(&chat_body(CHAT, "hi", false))
+            };
+            let (st, v) = err_of(rb.send().await.unwrap()).await;
+            assert_eq!(st, 403, "{path} {origin}: {v}");
+            assert_eq!(v["error"]["code"], "origin_not_allowed", "{path}");
+            assert_eq!(v["error"]["type"], "access_denied");
+        }
+    }
+    assert_eq!(s.counters.loads.load(Ordering::SeqCst), 0, "nothing loaded");
+    // The server's own origin and clients without Origin are served.
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .header("Origin", format!("http://127.0.0.1:{port}"))
+        .json(&chat_body(CHAT, "hi", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    still_serving(&s.base).await;
+    // --cors-origin lists the pages that may.
+    let cors = TestServer::start(|c| c.cors_origins = vec!["https://app.example".into()]).await;
+    let r = client()
+        .post(cors.url("/v1/chat/completions"))
+        .header("Origin", "https://app.example")
+        .json(&chat_body(CHAT, "hi", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_routes_need_a_json_content_type() {
     let s = TestServer::start(|_| {}).await;
     let body = chat_body(CHAT, "hi count=1", false).to_string();
