@@ -84,10 +84,18 @@ fn terr(e: impl std::fmt::Display) -> EngineError {
 /// `tokenizer_config.json`'s `chat_template` (a string, or a list of named templates
 /// where "default" wins).
 pub fn find_template_in_dir(dir: &Path) -> Result<Option<String>, EngineError> {
+    use tanto_core::limits::{read_capped_string, ReadError, JSON_MAX};
     let jinja = dir.join("chat_template.jinja");
-    if let Ok(s) = std::fs::read_to_string(&jinja) {
-        if !s.trim().is_empty() {
-            return Ok(Some(s));
+    // Capped and regular-only, like every small file a model folder holds: a
+    // huge or sparse file, a fifo or a link to /dev/zero is an error, not a hang.
+    match read_capped_string(&jinja, JSON_MAX) {
+        Ok(s) if !s.trim().is_empty() => return Ok(Some(s)),
+        Ok(_) | Err(ReadError::NotFound) => {}
+        Err(e) => {
+            return Err(EngineError::InvalidModel {
+                path: jinja,
+                message: e.to_string(),
+            })
         }
     }
     if let Some(Value::Object(cfg)) = read_json_opt(&dir.join("chat_template.json"))? {
@@ -863,6 +871,25 @@ mod tests {
             role: role.into(),
             content: content.into(),
         }
+    }
+
+    #[test]
+    fn template_files_are_read_capped_and_regular_only() {
+        let t = tempfile::tempdir().unwrap();
+        let j = t.path().join("chat_template.jinja");
+        std::fs::write(&j, "{{ messages[0].content }}").unwrap();
+        assert_eq!(
+            find_template_in_dir(t.path()).unwrap().as_deref(),
+            Some("{{ messages[0].content }}")
+        );
+        // A sparse 1 TiB file is refused from its size, without reading it.
+        std::fs::File::create(&j).unwrap().set_len(1 << 40).unwrap();
+        let e = find_template_in_dir(t.path()).unwrap_err();
+        assert!(matches!(e, EngineError::InvalidModel { .. }), "{e}");
+        // A directory in its place is an error too, not an empty template.
+        std::fs::remove_file(&j).unwrap();
+        std::fs::create_dir(&j).unwrap();
+        assert!(find_template_in_dir(t.path()).is_err());
     }
 
     #[test]

@@ -272,7 +272,8 @@ pub fn quantize(
     }
     check_target(dst_dir)?;
     let cfg_path = src_dir.join("config.json");
-    let cfg_bytes = fs::read(&cfg_path).map_err(|e| HubError::io(&cfg_path, e))?;
+    let cfg_bytes = tanto_core::limits::read_capped(&cfg_path, tanto_core::limits::JSON_MAX)
+        .map_err(|e| cannot(format!("config.json: {e}")))?;
     let mut cfg: Map<String, Value> = serde_json::from_slice(&cfg_bytes)
         .map_err(|e| cannot(format!("config.json is not a JSON object: {e}")))?;
     if let Some(q) = cfg.get("quantization").or(cfg.get("quantization_config")) {
