@@ -119,6 +119,41 @@ fn gate_capability_embedder_asked_for_text_400() {
 }
 
 #[test]
+fn embedders_count_their_f32_working_copy() {
+    // The engine loads embedders in f32: a bf16 file needs twice its size.
+    let f32_files = presets::st_embedder();
+    let mut bf16_files = presets::st_embedder();
+    let mut st = tanto_testkit::safetensors::SafetensorsBuilder::new().metadata("format", "pt");
+    for (name, shape) in [
+        ("embeddings.word_embeddings.weight", &[128u64, 32][..]),
+        ("embeddings.position_embeddings.weight", &[512, 32]),
+        ("embeddings.token_type_embeddings.weight", &[2, 32]),
+        ("encoder.layer.0.attention.self.query.weight", &[32, 32]),
+        ("pooler.dense.weight", &[32, 32]),
+    ] {
+        st = st.tensor(name, "BF16", shape);
+    }
+    bf16_files.insert("model.safetensors", st.build());
+    let p32 = probe(&f32_files, "sentence-transformers/tiny");
+    let p16 = probe(&bf16_files, "sentence-transformers/tiny16");
+    assert_eq!(p16.parameters, p32.parameters);
+    assert!(
+        p16.weights_bytes < p32.weights_bytes * 6 / 10,
+        "bf16 file is about half"
+    );
+    let cfg = PolicyConfig::default();
+    let (n32, n16) = (memory_need(&p32, &cfg), memory_need(&p16, &cfg));
+    // Both are held in f32 (the f32 file counts with its header).
+    assert_eq!(n16.weights, p32.parameters.unwrap() * 4);
+    assert_eq!(n32.weights, p32.weights_bytes);
+    assert!(n32.weights - n16.weights < 4096);
+    // So a budget that fits the bf16 file but not its f32 copy refuses it.
+    let tight = PolicyConfig::default().with_memory_budget(Some(p16.weights_bytes + 1024));
+    let d = decide(&p16, Request::Embeddings, &plenty(), &tight);
+    assert_block(&d, "memory", ErrorType::InsufficientMemory, 507);
+}
+
+#[test]
 fn gate_capability_other_mismatches() {
     let chat = probe(&presets::gguf_chat(), "org/chat-GGUF");
     for req in [Request::Embeddings, Request::Vision, Request::Audio] {

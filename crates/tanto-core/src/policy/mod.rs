@@ -170,8 +170,11 @@ pub fn memory_need(p: &Probe, cfg: &PolicyConfig) -> MemoryNeed {
     // MLX checkpoints: what the engine holds after repacking or dequantizing.
     let weights = match (&p.mlx, p.kind, p.parameters) {
         (Some(q), _, _) => q.runtime_bytes,
-        // Whisper runs in f32 whatever the file holds (f16, int8 CTranslate2).
-        (None, ModelKind::Audio, Some(n)) => n.saturating_mul(4).max(p.weights_bytes),
+        // Whisper and the embedders run in f32 whatever the file holds (bf16,
+        // f16, int8 CTranslate2).
+        (None, ModelKind::Audio | ModelKind::Embedding, Some(n)) => {
+            n.saturating_mul(4).max(p.weights_bytes)
+        }
         _ => p.weights_bytes,
     };
     let kv_dtype_bytes = match (p.format, &p.mlx) {

@@ -126,11 +126,50 @@ impl Decoder {
     }
 }
 
-fn causal_mask(len: usize, dev: &Device) -> candle_core::Result<Tensor> {
-    let m: Vec<f32> = (0..len)
-        .flat_map(|i| (0..len).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+/// The causal mask for query rows `r0..r0 + rows` over keys `0..keys`.
+fn causal_mask(r0: usize, rows: usize, keys: usize, dev: &Device) -> candle_core::Result<Tensor> {
+    let m: Vec<f32> = (r0..r0 + rows)
+        .flat_map(|i| (0..keys).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
         .collect();
-    Tensor::from_vec(m, (len, len), dev)
+    Tensor::from_vec(m, (rows, keys), dev)
+}
+
+/// Most attention scores (f32) held at once per layer: 64 MiB. A long input
+/// (Qwen3-Embedding takes 32k tokens: 69 GB of scores in one piece) is
+/// attended in blocks of query rows instead; short inputs stay one block.
+const ATTN_BLOCK_SCORES: usize = 1 << 24;
+
+/// Causal softmax attention of `q` (b, h, t, d) over `k`, `v`, in blocks of
+/// `rows` query rows; block `r0..` sees keys `0..r0 + rows` only. One block
+/// (`rows >= t`) is the whole matrix at once.
+fn causal_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    rows: usize,
+) -> candle_core::Result<Tensor> {
+    let t = q.dim(2)?;
+    let dev = q.device();
+    if rows >= t {
+        let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&causal_mask(0, t, t, dev)?)?;
+        return candle_nn::ops::softmax_last_dim(&att)?.matmul(v);
+    }
+    let mut parts = Vec::with_capacity(t.div_ceil(rows));
+    for r0 in (0..t).step_by(rows) {
+        let n = rows.min(t - r0);
+        let keys = r0 + n;
+        let kb = k.narrow(2, 0, keys)?;
+        let att = (q.narrow(2, r0, n)?.matmul(&kb.t()?)? * scale)?
+            .broadcast_add(&causal_mask(r0, n, keys, dev)?)?;
+        parts.push(candle_nn::ops::softmax_last_dim(&att)?.matmul(&v.narrow(2, 0, keys)?)?);
+    }
+    Tensor::cat(&parts, 2)
+}
+
+/// Query rows per attention block for `lanes` (batch × heads) and `t` tokens.
+fn attention_rows(lanes: usize, t: usize) -> usize {
+    (ATTN_BLOCK_SCORES / (lanes * t).max(1)).clamp(1, t.max(1))
 }
 
 impl Backbone for Decoder {
@@ -138,7 +177,7 @@ impl Backbone for Decoder {
         let (b, t) = ids.dims2()?;
         let dev = ids.device().clone();
         let (cos, sin) = self.rope_tables(t, &dev)?;
-        let mask = causal_mask(t, &dev)?;
+        let rows = attention_rows(b * self.heads, t);
         let groups = self.heads / self.kv_heads;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let mut x = self.embed.forward(ids)?;
@@ -160,10 +199,8 @@ impl Backbone for Decoder {
             let k = candle_nn::rotary_emb::rope(&k.contiguous()?, &cos, &sin)?;
             let k = candle_transformers::utils::repeat_kv(k, groups)?.contiguous()?;
             let v = candle_transformers::utils::repeat_kv(v, groups)?.contiguous()?;
-            let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let y = att
-                .matmul(&v)?
+            let y = causal_attention(&q, &k, &v, scale, rows)?;
+            let y = y
                 .transpose(1, 2)?
                 .reshape((b, t, self.heads * self.head_dim))?;
             x = (x + l.o.forward(&y)?)?;
@@ -177,5 +214,51 @@ impl Backbone for Decoder {
 
     fn hidden_size(&self) -> usize {
         self.hidden
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_inputs_attend_in_bounded_blocks() {
+        // Short inputs: one block, as before.
+        assert_eq!(attention_rows(16, 512), 512);
+        // Qwen3-Embedding at 32k tokens, 16 heads: blocks of 32 rows, 64 MiB each.
+        let r = attention_rows(16, 32_768);
+        assert_eq!(r, 32);
+        assert!(16 * r * 32_768 <= ATTN_BLOCK_SCORES);
+        assert_eq!(attention_rows(1 << 20, 1 << 20), 1);
+    }
+
+    #[test]
+    fn blocked_attention_equals_one_block() {
+        // The same scores, masked and softmaxed in row blocks, give the same
+        // output as the whole (causal) matrix.
+        let dev = Device::Cpu;
+        let (h, t, d) = (2usize, 37usize, 8usize);
+        let f = |s: f32| {
+            Tensor::from_vec(
+                (0..h * t * d)
+                    .map(|i| ((i as f32) * s).sin())
+                    .collect::<Vec<_>>(),
+                (1, h, t, d),
+                &dev,
+            )
+            .unwrap()
+        };
+        let (q, k, v) = (f(0.37), f(0.11), f(0.23));
+        let whole = causal_attention(&q, &k, &v, 0.35, t).unwrap();
+        let blocked = causal_attention(&q, &k, &v, 0.35, 5).unwrap();
+        let diff = (whole - blocked)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
     }
 }
