@@ -497,10 +497,16 @@ fn rm_revision_removes_only_that_snapshot_its_refs_and_unshared_blobs() {
     let v = env.json(&["health", "org/two"], 0);
     assert_eq!(v["data"]["summary"]["healthy_count"], 1, "{v:#}");
 
-    // Removing the last revision removes the repo.
+    // Removing the last revision removes the repo, and its (empty) lock folder.
+    let locks = env.cache.root().join(".locks/models--org--two");
+    std::fs::create_dir_all(&locks).unwrap();
     let v = env.json(&["rm", "org/two@main"], 0);
     assert_eq!(v["data"]["repo_removed"], true);
     assert!(!repo.dir.exists());
+    assert!(
+        !locks.exists(),
+        "the cache owner removes .locks/models--org--two"
+    );
 }
 
 #[test]

@@ -9,7 +9,6 @@
 //! errors included (`action` `ambiguous` / `unknown`; `model` is the resolved
 //! name, `null` when nothing resolved).
 
-use std::fs;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -228,10 +227,11 @@ fn execute(args: &Args) -> Result<Value, CliError> {
         };
         repo.remove_revision(&s.commit).map(|removed| {
             let (blobs, refs) = (removed.blobs, removed.refs);
-            // The repo goes entirely when its last snapshot is gone.
+            // The repo goes entirely when its last snapshot is gone, through
+            // the cache owner (inside-cache check, its `.locks` folder too).
             let last = repo.snapshots().is_empty();
             if last {
-                let _ = fs::remove_dir_all(&repo.dir);
+                let _ = repo.remove_repo(&stores.cache);
             }
             let msg = format!(
                 "Deleted {what} ({blobs} blob(s) freed{})",
