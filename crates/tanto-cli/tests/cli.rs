@@ -1088,3 +1088,153 @@ fn fixture_mtime_is_what_list_reports() {
         .unwrap();
     assert_eq!(t, hub::fixture_mtime());
 }
+
+// ---------------------------------------------------------------------------
+// embed, end to end on the committed tiny sentence-transformers models.
+
+fn embed_fixture(name: &str) -> (String, Value) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/embed-tiny");
+    let dir = dir.join(name).canonicalize().unwrap();
+    let fx = serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
+    (dir.display().to_string(), fx)
+}
+
+fn cos(a: &Value, b: &Value) -> f64 {
+    let (a, b) = (a.as_array().unwrap(), b.as_array().unwrap());
+    assert_eq!(a.len(), b.len(), "dimensions");
+    let (mut d, mut na, mut nb) = (0f64, 0f64, 0f64);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+        d += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    d / (na.sqrt() * nb.sqrt())
+}
+
+/// `tanto embed ARGS` with `input` on standard input.
+fn embed_with_stdin(env: &Env, args: &[&str], input: &str) -> Out {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(BIN)
+        .arg("embed")
+        .args(args)
+        .env("HOME", env.root())
+        .env("HF_HUB_CACHE", env.cache.root())
+        .env("TANTO_MEMORY_AVAILABLE", "16G")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn jsonl(s: &str) -> Vec<Value> {
+    s.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn embed_texts_batch_stdin_and_json() {
+    let env = Env::new();
+    let (model, fx) = embed_fixture("bert-mean");
+    let (t0, t2) = (
+        fx["texts"][0].as_str().unwrap(),
+        fx["texts"][2].as_str().unwrap(),
+    );
+    // Positional texts: one JSONL record each, sentence-transformers' vectors.
+    let out = env.run(&["embed", &model, t0, t2]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let recs = jsonl(&out.stdout);
+    assert_eq!(recs.len(), 2);
+    for (r, (text, want)) in recs
+        .iter()
+        .zip([(t0, &fx["embeddings"][0]), (t2, &fx["embeddings"][2])])
+    {
+        assert_eq!(r["text"], text);
+        assert!(cos(&r["embedding"], want) > 0.9999, "{text}");
+        assert_eq!(r["metadata"]["dimensions"], 32);
+        assert_eq!(r["metadata"]["model"], "bert-mean");
+    }
+    // --batch: JSONL in, other fields pass through, order kept.
+    let out = embed_with_stdin(
+        &env,
+        &[&model, "--batch"],
+        &format!("{}\n\n{}\n", json_line(7, t0), json_line("x", t2)),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let recs = jsonl(&out.stdout);
+    assert_eq!(
+        (recs[0]["id"].clone(), recs[1]["id"].clone()),
+        (7.into(), "x".into())
+    );
+    assert!(cos(&recs[1]["embedding"], &fx["embeddings"][2]) > 0.9999);
+    // `-`: standard input is one text (its final newline dropped).
+    let out = embed_with_stdin(&env, &[&model, "-"], &format!("{t0}\n"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let recs = jsonl(&out.stdout);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["text"], t0);
+    assert!(cos(&recs[0]["embedding"], &fx["embeddings"][0]) > 0.9999);
+    // --json: the envelope with the records.
+    let v = env.json(&["embed", &model, t0], 0);
+    assert_eq!(v["data"]["count"], 1);
+    assert_eq!(v["data"]["dimensions"], 32);
+    assert!(cos(&v["data"]["records"][0]["embedding"], &fx["embeddings"][0]) > 0.9999);
+}
+
+fn json_line(id: impl Into<Value>, text: &str) -> String {
+    serde_json::json!({"id": id.into(), "text": text}).to_string()
+}
+
+#[test]
+fn embed_query_prompt_and_refusals() {
+    let env = Env::new();
+    let (model, fx) = embed_fixture("bert-prompt");
+    let t0 = fx["texts"][0].as_str().unwrap();
+    // --query applies the model's query prompt: the reference's query vector.
+    let out = env.run(&["embed", &model, "--query", t0]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = &jsonl(&out.stdout)[0];
+    assert!(cos(&r["embedding"], &fx["query_embeddings"][0]) > 0.9999);
+    assert!(
+        cos(&r["embedding"], &fx["embeddings"][0]) < 0.9999,
+        "the prompt changes it"
+    );
+    // Bad input: typed errors, nothing on stdout.
+    for (args, what) in [
+        (vec!["embed", model.as_str(), ""], "empty string"),
+        (
+            vec!["embed", model.as_str(), "--instruct", "Find it", t0],
+            "instruction",
+        ),
+        (vec!["embed", model.as_str()], "text"),
+    ] {
+        let v = env.json(&args, 1);
+        assert_eq!(
+            v["error"]["tanto_type"], "validation_error",
+            "{args:?}: {v:#}"
+        );
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(what),
+            "{v:#}"
+        );
+    }
+    // A chat model is not an embedder: the policy's capability error.
+    env.cache.add("org/chat", &presets::gguf_chat());
+    let v = env.json(&["embed", "org/chat", "hi"], 1);
+    assert_eq!(v["error"]["tanto_type"], "capability_mismatch", "{v:#}");
+}

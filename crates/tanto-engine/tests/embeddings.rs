@@ -254,6 +254,19 @@ fn check_tiny(name: &str) {
                 inputs[i]
             );
         }
+        // A text's vector does not depend on what it is batched with (the
+        // padded ModernBERT and decoder paths included): alone, it is the same.
+        for (i, text) in inputs.iter().enumerate() {
+            let one = m
+                .encode(&texts(std::slice::from_ref(text)), ty, None)
+                .unwrap();
+            let alone = m.embed_encoded(&one).unwrap();
+            let cos = cosine(&alone[0], &vecs[i]);
+            assert!(
+                cos >= 1.0 - 1e-6,
+                "{name} {vec_key} {text:?}: alone vs batched cosine {cos}"
+            );
+        }
     }
 }
 

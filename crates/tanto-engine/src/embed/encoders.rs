@@ -1,5 +1,6 @@
-//! Encoder backbones from candle-transformers (BERT, XLM-RoBERTa, ModernBERT)
-//! and the dispatch for every embedding architecture. Real repositories save
+//! The dispatch for every embedding architecture: BERT/XLM-RoBERTa on tanto's
+//! own encoder (`bert.rs`), ModernBERT on candle-transformers', the decoders
+//! on `decoder.rs`. Real repositories save
 //! either the bare encoder (`embeddings.…`) or a task model around it
 //! (`bert.…`, `roberta.…`, `model.…`); both load.
 

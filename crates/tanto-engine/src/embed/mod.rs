@@ -6,10 +6,11 @@
 //! name. Inputs are sorted by length and packed into batches under a token
 //! budget that counts padding ([`batch::plan`]); attention masks keep padding
 //! out of every result, so a text embedded alone or in a batch of 64 gives the
-//! same vector (within float rounding, see `docs/embeddings.md`).
+//! same vector (within float rounding; ADR 007).
 //!
-//! One file per architecture family: [`encoders`] (candle's BERT, XLM-RoBERTa,
-//! ModernBERT) and [`decoder`] (Qwen2/Qwen3 without a KV cache).
+//! One file per architecture family: [`bert`] (tanto's own BERT/XLM-RoBERTa
+//! encoder), [`encoders`] (candle's ModernBERT) and [`decoder`] (Qwen2/Qwen3
+//! without a KV cache).
 
 pub mod batch;
 pub mod bert;
@@ -65,7 +66,7 @@ pub struct EmbeddingModelInfo {
     pub pooling: String,
     pub normalize: bool,
     pub matryoshka: bool,
-    /// `candle (N threads)`.
+    /// The backbone and its threads, e.g. `tanto-native encoder (2 threads)`.
     pub backend: String,
     pub load_time: Duration,
 }
