@@ -281,7 +281,7 @@ fn dot_f32_bytes(w: &[u8], x: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::BlockQ8;
+    use super::{BlockQ8, WType};
     use std::arch::x86_64::*;
 
     #[inline(always)]
@@ -334,6 +334,24 @@ mod avx2 {
         let ax = _mm256_sign_epi8(x, x);
         let sy = _mm256_sign_epi8(y, x);
         us8_pairs::<V>(ax, sy)
+    }
+
+    /// The kernels for `ty`, compiled for the features of the caller.
+    #[inline(always)]
+    pub unsafe fn dispatch<const M: usize, const N: usize, const V: bool>(
+        ty: WType,
+        w: [*const u8; M],
+        nb: usize,
+        a: [*const BlockQ8; N],
+    ) -> [[f32; N]; M] {
+        match ty {
+            WType::Q4_1 => dot_q4_1::<M, N, false, V>(w, nb, a),
+            WType::Q4_1B => dot_q4_1::<M, N, true, V>(w, nb, a),
+            WType::Q8A => dot_q8a::<M, N, false, V>(w, nb, a),
+            WType::Q8AB => dot_q8a::<M, N, true, V>(w, nb, a),
+            WType::Q4_0 => dot_q4_0::<M, N, V>(w, nb, a),
+            _ => dot_q8_0::<M, N, V>(w, nb, a),
+        }
     }
 
     /// `M` weight rows against `N` activation rows (`a[r]` each `nb` blocks).
@@ -392,15 +410,21 @@ mod avx2 {
                 let m = half_at::<BF>(wb.add(2));
                 let qx = _mm256_loadu_si256(wb.add(4) as *const __m256i);
                 let ax = _mm256_sign_epi8(qx, qx);
+                // VNNI: the stored `q - 128` xor 0x80 is `q` as u8, and one
+                // `vpdpbusd` gives Σ q·a, the same integer as the two-part sum.
+                let qu = _mm256_xor_si256(qx, k128);
                 for r in 0..N {
                     let y = &*a[r].add(ib);
                     summs[i][r] = m.mul_add(y.s, summs[i][r]);
                     let d0d1 = _mm256_mul_ps(_mm256_set1_ps(d0), _mm256_set1_ps(y.d));
                     let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-                    let p1 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, qx));
-                    let p2 = _mm256_maddubs_epi16(k128, qy);
-                    let s32 =
-                        _mm256_add_epi32(_mm256_madd_epi16(ones, p1), _mm256_madd_epi16(ones, p2));
+                    let s32 = if V {
+                        _mm256_dpbusd_epi32(_mm256_setzero_si256(), qu, qy)
+                    } else {
+                        let p1 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, qx));
+                        let p2 = _mm256_maddubs_epi16(k128, qy);
+                        _mm256_add_epi32(_mm256_madd_epi16(ones, p1), _mm256_madd_epi16(ones, p2))
+                    };
                     acc[i][r] = _mm256_fmadd_ps(d0d1, _mm256_cvtepi32_ps(s32), acc[i][r]);
                 }
             }
@@ -667,23 +691,7 @@ impl QMatRef<'_> {
     ) {
         let nb = self.cols / QK;
         assert!(blocks.len() >= n_t * per_row && per_row >= nb && r1 <= self.rows);
-        /// The kernels for `ty`, compiled for the features of the caller.
-        #[inline(always)]
-        unsafe fn dispatch<const M: usize, const N: usize, const V: bool>(
-            ty: WType,
-            w: [*const u8; M],
-            nb: usize,
-            a: [*const BlockQ8; N],
-        ) -> [[f32; N]; M] {
-            match ty {
-                WType::Q4_1 => avx2::dot_q4_1::<M, N, false, V>(w, nb, a),
-                WType::Q4_1B => avx2::dot_q4_1::<M, N, true, V>(w, nb, a),
-                WType::Q8A => avx2::dot_q8a::<M, N, false, V>(w, nb, a),
-                WType::Q8AB => avx2::dot_q8a::<M, N, true, V>(w, nb, a),
-                WType::Q4_0 => avx2::dot_q4_0::<M, N, V>(w, nb, a),
-                _ => avx2::dot_q8_0::<M, N, V>(w, nb, a),
-            }
-        }
+        use avx2::dispatch;
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn tile_avx2<const M: usize, const N: usize>(
             ty: WType,
@@ -978,6 +986,76 @@ mod tests {
                     assert!(
                         (g - exact).abs() <= 0.05 * (1.0 + exact.abs()),
                         "{ty:?} {g} vs {exact}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The VNNI kernels give the same bits as the AVX2 ones for every type.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn vnni_kernels_equal_avx2_bits() {
+        if !(has_avx2()
+            && is_x86_feature_detected!("avx512vnni")
+            && is_x86_feature_detected!("avx512vl"))
+        {
+            eprintln!("skip: no AVX-512 VNNI on this CPU");
+            return;
+        }
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn plain(
+            ty: WType,
+            w: [*const u8; 2],
+            nb: usize,
+            a: [*const BlockQ8; 4],
+        ) -> [[f32; 4]; 2] {
+            avx2::dispatch::<2, 4, false>(ty, w, nb, a)
+        }
+        #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+        unsafe fn vnni(
+            ty: WType,
+            w: [*const u8; 2],
+            nb: usize,
+            a: [*const BlockQ8; 4],
+        ) -> [[f32; 4]; 2] {
+            avx2::dispatch::<2, 4, true>(ty, w, nb, a)
+        }
+        let mut seed = 11u64;
+        let (rows, cols, n_t) = (2, 256, 4);
+        let x: Vec<f32> = (0..n_t * cols).map(|_| lcg(&mut seed) * 3.0).collect();
+        let mut blocks = vec![BlockQ8::default(); n_t * cols / QK];
+        for t in 0..n_t {
+            quantize_row_q8(
+                &x[t * cols..(t + 1) * cols],
+                &mut blocks[t * cols / QK..(t + 1) * cols / QK],
+            );
+        }
+        for ty in [
+            WType::Q4_0,
+            WType::Q4_1,
+            WType::Q8_0,
+            WType::Q4_1B,
+            WType::Q8A,
+            WType::Q8AB,
+        ] {
+            let data = random_q(ty, rows, cols, &mut seed);
+            let m = QMatRef {
+                ty,
+                rows,
+                cols,
+                data: &data,
+            };
+            let w = [m.row(0).as_ptr(), m.row(1).as_ptr()];
+            let a: [*const BlockQ8; 4] = std::array::from_fn(|t| blocks[t * cols / QK..].as_ptr());
+            // SAFETY: features checked above; each row holds cols/QK blocks.
+            let (p, v) = unsafe { (plain(ty, w, cols / QK, a), vnni(ty, w, cols / QK, a)) };
+            for i in 0..2 {
+                for t in 0..4 {
+                    assert_eq!(
+                        p[i][t].to_bits(),
+                        v[i][t].to_bits(),
+                        "{ty:?} row {i} token {t}"
                     );
                 }
             }
