@@ -77,6 +77,9 @@ impl Env {
             .env("TANTO_WORKSPACE_HOME", self.ws_home())
             .env("TANTO_MEMORY_AVAILABLE", "16G")
             .env("NO_COLOR", "1")
+            // Nothing here reaches the real hub: a closed port unless a test says otherwise.
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .env_remove("HF_HUB_OFFLINE")
             .env_remove("HUGGINGFACE_HUB_CACHE")
             .env_remove("MLXK_WORKSPACE_HOME")
             .env_remove("TANTO_MEMORY_THRESHOLD")
@@ -649,7 +652,11 @@ fn clone_json_carries_mlx_knife_fields() {
     assert_eq!(v["data"]["health_check"], true);
     assert_eq!(v["data"]["model"], "org/clonable");
     assert_eq!(v["data"]["target_dir"], target.display().to_string());
+    // Not cached: clone pulls it first; a hub that cannot be reached is pull_failed…
     let v = env.json(&["clone", "org/not-pulled", "somewhere"], 1);
+    assert_eq!(v["data"]["clone_status"], "pull_failed", "{v:#}");
+    // …and with --no-pull it is not in the cache.
+    let v = env.json(&["clone", "org/not-pulled", "somewhere", "--no-pull"], 1);
     assert_eq!(v["data"]["clone_status"], "cache_not_found");
 }
 

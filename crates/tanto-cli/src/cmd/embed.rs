@@ -12,7 +12,7 @@ use std::io::{IsTerminal, Read, Write};
 use serde_json::{json, Map, Value};
 use tanto_core::error::{ErrorType, TantoError};
 use tanto_core::policy::{self, PolicyConfig, Request};
-use tanto_core::resolve::{self, Stores};
+use tanto_core::resolve::Stores;
 use tanto_core::{host, probe, report};
 use tanto_engine::embed::{self, EmbedInput, InputType};
 use tanto_engine::{EngineError, LoadOptions};
@@ -45,6 +45,10 @@ pub struct Args {
     /// Print the JSON envelope with `data.records` instead of JSONL
     #[arg(long)]
     pub json: bool,
+    /// Never download: an exact ORG/NAME that is not in the cache is an error
+    /// (by default it is pulled first; fuzzy names never are)
+    #[arg(long)]
+    pub no_pull: bool,
 }
 
 fn invalid(msg: impl Into<String>) -> TantoError {
@@ -167,7 +171,8 @@ fn gather(a: &Args) -> Result<Vec<Record>, TantoError> {
 
 pub fn run(a: Args) -> CmdResult {
     let stores = Stores::from_env();
-    let resolved = resolve::resolve(&a.model, &stores)?;
+    let resolved =
+        crate::cmd::hub::resolve_or_pull(&a.model, &stores, !a.no_pull, a.json, "embed")?;
     if resolved.fuzzy {
         eprintln!(
             "tanto embed: note: '{}' matched {}",

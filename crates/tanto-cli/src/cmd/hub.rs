@@ -299,57 +299,7 @@ pub fn pull(a: PullArgs) -> CmdResult {
             return pull_from_cache(base, state, json);
         }
     }
-    let tty = std::io::stderr().is_terminal() && !json;
-    let multi = tty.then(MultiProgress::new);
-    let total = multi.as_ref().map(|m| {
-        let pb = m.add(ProgressBar::new(0));
-        pb.set_style(
-            ProgressStyle::with_template("{msg:30!} {bar:30} {bytes}/{total_bytes} total")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        pb
-    });
-    let bars = Arc::new(Bars {
-        multi,
-        total,
-        bars: Mutex::new(HashMap::new()),
-        done: Mutex::new(HashMap::new()),
-        quiet: json,
-    });
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let c = cancel.clone();
-        let _ = ctrlc::set_handler(move || c.store(true, Ordering::SeqCst));
-    }
-    let mut opts = PullOptions::new(base);
-    opts.revision = revision.clone();
-    opts.include = a.include.clone();
-    opts.exclude = a.exclude.clone();
-    opts.progress = Some(bars.clone());
-    opts.cancel = Some(cancel);
-    // The same command (and quoting) `list`/`health` print for the marker.
-    let resume = PendingPull {
-        repo_id: base.to_string(),
-        revision: revision.clone().unwrap_or_else(|| "main".into()),
-        commit: String::new(),
-        files: Vec::new(),
-        include: a.include.clone(),
-        exclude: a.exclude.clone(),
-        incomplete_blobs: Vec::new(),
-    }
-    .resume_command();
-    let report = match tanto_hub::pull(&opts) {
-        Ok(r) => r,
-        Err(e) => {
-            if let Some(t) = &bars.total {
-                t.abandon();
-            }
-            return Err(pull_hub_error(base, &e, &resume));
-        }
-    };
-    if let Some(t) = &bars.total {
-        t.finish_and_clear();
-    }
+    let report = download(base, revision.clone(), &a.include, &a.exclude, json)?;
     // Probe what arrived and report its health.
     let stores = Stores::from_env();
     let health = resolve::resolve(&format!("{base}@{}", report.commit), &stores)
@@ -407,15 +357,141 @@ pub fn pull(a: PullArgs) -> CmdResult {
     Ok(output::EXIT_OK)
 }
 
+/// Pull `base` at `revision` into the hub cache with progress on stderr
+/// (bars on a TTY, a line per file otherwise, nothing when `quiet`), Ctrl-C
+/// leaving it resumable. Errors carry mlx-knife's pull `data`.
+fn download(
+    base: &str,
+    revision: Option<String>,
+    include: &[String],
+    exclude: &[String],
+    quiet: bool,
+) -> Result<tanto_hub::PullReport, CliError> {
+    let tty = std::io::stderr().is_terminal() && !quiet;
+    let multi = tty.then(MultiProgress::new);
+    let total = multi.as_ref().map(|m| {
+        let pb = m.add(ProgressBar::new(0));
+        pb.set_style(
+            ProgressStyle::with_template("{msg:30!} {bar:30} {bytes}/{total_bytes} total")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    let bars = Arc::new(Bars {
+        multi,
+        total,
+        bars: Mutex::new(HashMap::new()),
+        done: Mutex::new(HashMap::new()),
+        quiet,
+    });
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let c = cancel.clone();
+        let _ = ctrlc::set_handler(move || c.store(true, Ordering::SeqCst));
+    }
+    let mut opts = PullOptions::new(base);
+    opts.revision = revision.clone();
+    opts.include = include.to_vec();
+    opts.exclude = exclude.to_vec();
+    opts.progress = Some(bars.clone());
+    opts.cancel = Some(cancel);
+    // The same command (and quoting) `list`/`health` print for the marker.
+    let resume = PendingPull {
+        repo_id: base.to_string(),
+        revision: revision.clone().unwrap_or_else(|| "main".into()),
+        commit: String::new(),
+        files: Vec::new(),
+        include: include.to_vec(),
+        exclude: exclude.to_vec(),
+        incomplete_blobs: Vec::new(),
+    }
+    .resume_command();
+    let report = match tanto_hub::pull(&opts) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(t) = &bars.total {
+                t.abandon();
+            }
+            return Err(pull_hub_error(base, &e, &resume));
+        }
+    };
+    if let Some(t) = &bars.total {
+        t.finish_and_clear();
+    }
+    Ok(report)
+}
+
+/// Resolve `spec`; when nothing in the cache or the workspaces matches, and
+/// the spec is an exact `org/name[@rev]` (never a fuzzy name or a path), pull
+/// it first, as `ollama run` does — unless `allow_pull` is off or the hub is
+/// offline (`HF_HUB_OFFLINE`), which keep the not-found error. `cmd` names the
+/// command in the one line that says a download starts.
+pub fn resolve_or_pull(
+    spec: &str,
+    stores: &Stores,
+    allow_pull: bool,
+    quiet: bool,
+    cmd: &str,
+) -> Result<resolve::Resolved, CliError> {
+    let err = match resolve::resolve(spec, stores) {
+        Ok(r) => return Ok(r),
+        Err(e) => e,
+    };
+    let (base, rev) = resolve::split_revision(spec.trim());
+    let exact_id = base.matches('/').count() == 1
+        && !base.starts_with(['.', '/', '~'])
+        && naming::validate_repo_id(base).is_ok();
+    if err.kind != ErrorType::ModelNotFound || !exact_id {
+        return Err(err.into());
+    }
+    if !allow_pull {
+        return Err(err
+            .with_hint(format!(
+                "pull it first: tanto pull {base} (--no-pull is set)"
+            ))
+            .into());
+    }
+    if tanto_hub::HubConfig::from_env().offline {
+        return Err(err
+            .with_hint(format!(
+                "HF_HUB_OFFLINE is set, so tanto does not download it; unset it or run tanto pull {base} when online"
+            ))
+            .into());
+    }
+    if !quiet {
+        errln(&format!(
+            "tanto {cmd}: {base} is not in the cache; pulling it from the hub (--no-pull turns this off)"
+        ));
+    }
+    let report = download(base, rev.map(str::to_string), &[], &[], quiet)?;
+    Ok(resolve::resolve(
+        &format!("{base}@{}", report.commit),
+        stores,
+    )?)
+}
+
 #[derive(clap::Args, Debug)]
 pub struct CloneArgs {
-    /// Cache model to copy (org/name, fuzzy name, name@rev)
+    /// Model to copy (org/name, fuzzy name, name@rev); an exact org/name that
+    /// is not in the cache is pulled into it first
     pub model: String,
     /// Target folder; default $TANTO_WORKSPACE_HOME/<name>
     pub target: Option<PathBuf>,
-    /// Revision to clone (branch or commit prefix)
-    #[arg(long)]
+    /// Revision to clone (branch, tag or commit prefix)
+    #[arg(long, visible_alias = "branch")]
     pub revision: Option<String>,
+    /// Skip the health check of the written folder
+    #[arg(long)]
+    pub no_health_check: bool,
+    /// Print only the target folder (or nothing with --json's errors)
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Re-fetch what is broken when the cached copy is unhealthy, then clone
+    #[arg(long)]
+    pub force_resume: bool,
+    /// Never download: clone only what the cache holds
+    #[arg(long)]
+    pub no_pull: bool,
     /// Print the JSON envelope
     #[arg(long)]
     pub json: bool,
@@ -472,16 +548,20 @@ fn clone_status(kind: ErrorType) -> &'static str {
 
 pub fn clone(a: CloneArgs) -> CmdResult {
     clone_inner(&a).map_err(|e| {
-        if e.data.is_some() {
+        // A failed pull on the way is mlx-knife's `pull_failed`.
+        let pulled = e
+            .data
+            .as_deref()
+            .is_some_and(|d| d.get("download_status").is_some());
+        if e.data.is_some() && !pulled {
             return e;
         }
-        // `health_check`: tanto always checks the written folder.
         let data = json!({
             "model": a.model,
-            "clone_status": clone_status(e.error.kind),
+            "clone_status": if pulled { "pull_failed" } else { clone_status(e.error.kind) },
             "message": e.error.message,
             "target_dir": a.target.as_ref().map(|t| std::path::absolute(t).unwrap_or(t.clone())),
-            "health_check": true,
+            "health_check": !a.no_health_check,
         });
         e.with_data(data)
     })
@@ -509,7 +589,19 @@ fn clone_inner(a: &CloneArgs) -> CmdResult {
         None => a.model.clone(),
     };
     let stores = Stores::from_env();
-    let r = resolve::resolve(&spec, &stores)?;
+    let quiet = json || a.quiet;
+    let mut r = resolve_or_pull(&spec, &stores, !a.no_pull, quiet, "clone")?;
+    // --force-resume: an unhealthy cached copy is repaired from the hub first.
+    if a.force_resume && !a.no_pull {
+        if let Location::Cache { repo, .. } = &r.location {
+            if !probe::probe_resolved(&r).health.healthy {
+                let (_, rev) = resolve::split_revision(&spec);
+                let id = repo.repo_id.clone();
+                let report = download(&id, rev.map(str::to_string), &[], &[], quiet)?;
+                r = resolve::resolve(&format!("{id}@{}", report.commit), &stores)?;
+            }
+        }
+    }
     let (repo_id, snapshot) = match &r.location {
         Location::Cache {
             repo,
@@ -550,7 +642,7 @@ fn clone_inner(a: &CloneArgs) -> CmdResult {
         .unwrap_or_else(|| snapshot.commit.clone());
     let rep = tanto_hub::clone_snapshot(&snapshot.path, &target, &repo_id, Some(&rev_label))
         .map_err(|e| hub_err(&e, None))?;
-    let (healthy, health_reason) = folder_health(&rep.target, &stores);
+    let health = (!a.no_health_check).then(|| folder_health(&rep.target, &stores));
     let target_dir = std::fs::canonicalize(&rep.target).unwrap_or(rep.target.clone());
     if json {
         output::print_json(&output::envelope_ok(
@@ -560,9 +652,9 @@ fn clone_inner(a: &CloneArgs) -> CmdResult {
                 "clone_status": "success",
                 "message": format!("Cloned to {}", target_dir.display()),
                 "target_dir": target_dir,
-                "health_check": true,
-                "health": health_word(healthy),
-                "health_reason": health_reason,
+                "health_check": health.is_some(),
+                "health": health.as_ref().map(|h| health_word(h.0)),
+                "health_reason": health.as_ref().map(|h| h.1.clone()),
                 "commit_hash": snapshot.commit,
                 "target": rep.target,
                 "files": rep.files,
@@ -573,9 +665,16 @@ fn clone_inner(a: &CloneArgs) -> CmdResult {
                 "clean": if rep.hashed { Some(true) } else { None },
             }),
         ));
+    } else if a.quiet {
+        outln(&target_dir.display().to_string());
     } else {
+        let health = match &health {
+            Some((true, _)) => " (healthy)".to_string(),
+            Some((false, why)) => format!(" (unhealthy: {why})"),
+            None => String::new(),
+        };
         outln(&format!(
-            "clone: {repo_id}@{} → {} ({} file(s), {}; {} reflinked, {} copied){}",
+            "clone: {repo_id}@{} → {} ({} file(s), {}; {} reflinked, {} copied){}{health}",
             &snapshot.commit[..snapshot.commit.len().min(8)],
             rep.target.display(),
             rep.files,

@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde_json::json;
 use tanto_core::error::{ErrorType, TantoError};
 use tanto_core::policy::{self, PolicyConfig, Request};
-use tanto_core::resolve::{self, Stores};
+use tanto_core::resolve::Stores;
 use tanto_core::{host, probe};
 use tanto_engine::{
     ChatMessage, Delta, EngineError, FinishReason, Flow, GenerationOutput, LoadOptions, Prompt,
@@ -58,6 +58,10 @@ pub struct Args {
     /// Print the JSON envelope (response, reasoning, finish_reason, usage)
     #[arg(long)]
     pub json: bool,
+    /// Never download: an exact ORG/NAME that is not in the cache is an error
+    /// (by default it is pulled first, with progress; fuzzy names never are)
+    #[arg(long)]
+    pub no_pull: bool,
     /// Transcribe this audio file with a Whisper model (WAV, FLAC, MP3, OGG/Vorbis, M4A);
     /// the prompt, if any, becomes Whisper's initial prompt
     #[arg(long, value_name = "FILE")]
@@ -187,7 +191,7 @@ pub fn run(a: Args) -> CmdResult {
 
     // Resolve → probe → policy, before any load.
     let stores = Stores::from_env();
-    let resolved = resolve::resolve(&a.model, &stores)?;
+    let resolved = crate::cmd::hub::resolve_or_pull(&a.model, &stores, !a.no_pull, json, "run")?;
     if resolved.fuzzy {
         eprintln!(
             "tanto run: note: '{}' matched {}",

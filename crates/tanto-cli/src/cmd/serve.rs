@@ -22,6 +22,10 @@ pub struct Args {
     /// Model to load at start-up (any spec `run` accepts); also the default for requests without `model`
     #[arg(long, env = "TANTO_MODEL")]
     pub model: Option<String>,
+    /// Never download the --model: an exact ORG/NAME that is not in the cache
+    /// is an error (by default it is pulled before the server starts)
+    #[arg(long)]
+    pub no_pull: bool,
     /// Interface to bind
     #[arg(long, env = "TANTO_HOST", default_value = "127.0.0.1")]
     pub host: String,
@@ -93,6 +97,18 @@ pub fn run(a: Args) -> CmdResult {
             "--max-loaded must be at least 1",
         );
         return Err(e.into());
+    }
+    // An exact ORG/NAME that is not cached is pulled before binding, with
+    // progress, as `tanto run` does; the server then finds it in the cache.
+    if let Some(m) = &a.model {
+        if !a.no_pull {
+            let stores = tanto_core::resolve::Stores::from_env();
+            if let Err(e) = crate::cmd::hub::resolve_or_pull(m, &stores, true, false, "serve") {
+                if e.error.kind != ErrorType::ModelNotFound {
+                    return Err(e);
+                }
+            }
+        }
     }
     let cfg = ServeConfig {
         host: a.host,

@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde_json::json;
 use tanto_core::error::TantoError;
 use tanto_core::policy::{self, PolicyConfig, Request};
-use tanto_core::resolve::{self, Stores};
+use tanto_core::resolve::Stores;
 use tanto_core::{host, probe};
 use tanto_engine::audio::{decode::decode_file, AudioError, FFMPEG_HINT};
 use tanto_engine::whisper::{self, subtitles, Task, TranscribeOptions};
@@ -47,7 +47,7 @@ pub fn run(a: &Args) -> CmdResult {
         return Err(output::internal("transcribe without --audio").into());
     };
     let stores = Stores::from_env();
-    let resolved = resolve::resolve(&a.model, &stores)?;
+    let resolved = crate::cmd::hub::resolve_or_pull(&a.model, &stores, !a.no_pull, a.json, "run")?;
     if resolved.fuzzy {
         eprintln!(
             "tanto run: note: '{}' matched {}",
