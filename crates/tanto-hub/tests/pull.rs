@@ -633,3 +633,53 @@ fn a_truncated_cached_blob_is_downloaded_again() {
     );
     assert_complete(cache.path(), &repo);
 }
+
+#[test]
+fn the_file_list_is_the_paged_tree_listing() {
+    let repo = demo_repo(REPO);
+    let hub = FakeHub::start(vec![repo.clone()]);
+    // Two entries per page: the listing takes several pages, every file arrives.
+    hub.set_tree_page(Some(2));
+    let cache = tempfile::tempdir().unwrap();
+    let report = pull(&opts(&hub, cache.path(), REPO)).unwrap();
+    assert_eq!(report.files.len(), repo.files.len());
+    assert_complete(cache.path(), &repo);
+    let pages = hub
+        .state
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("/tree/"))
+        .count();
+    let mut folders = std::collections::BTreeSet::new();
+    for f in &repo.files {
+        let parts: Vec<&str> = f.path.split('/').collect();
+        for i in 1..parts.len() {
+            folders.insert(parts[..i].join("/"));
+        }
+    }
+    let entries = repo.files.len() + folders.len();
+    assert_eq!(pages, entries.div_ceil(2), "one request per page");
+    // huggingface_hub's tree cache is written from it, every file in it.
+    let tree = cache.path().join(format!(
+        "models--tanto-test--demo/trees/{}.json",
+        repo.commit
+    ));
+    let tree = fs::read_to_string(tree).unwrap();
+    for f in &repo.files {
+        assert!(
+            tree.contains(&format!("\"{}\"", f.path)),
+            "{} in the tree cache",
+            f.path
+        );
+    }
+
+    // A server without the tree endpoint: the repo info's siblings are the list.
+    let hub2 = FakeHub::start(vec![repo.clone()]);
+    hub2.set_no_tree(true);
+    let cache2 = tempfile::tempdir().unwrap();
+    let report = pull(&opts(&hub2, cache2.path(), REPO)).unwrap();
+    assert_eq!(report.files.len(), repo.files.len());
+    assert_complete(cache2.path(), &repo);
+}

@@ -251,6 +251,121 @@ pub(super) fn repo_info(
     Ok((commit, info, final_url))
 }
 
+/// One entry of `GET /api/models/{repo}/tree/{rev}?recursive=true`.
+#[derive(Debug, Deserialize)]
+struct TreeItem {
+    #[serde(rename = "type")]
+    kind: String,
+    path: String,
+    #[serde(default)]
+    size: Option<u64>,
+    #[serde(default)]
+    oid: Option<String>,
+    #[serde(default)]
+    lfs: Option<TreeLfs>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TreeLfs {
+    oid: String,
+    #[serde(default)]
+    size: Option<u64>,
+}
+
+/// Most pages and entries one tree listing may take (a loop or a runaway
+/// server ends there with a protocol error).
+const MAX_TREE_PAGES: usize = 10_000;
+const MAX_TREE_ENTRIES: usize = tanto_core::limits::MAX_TENSORS as usize;
+
+/// The `rel="next"` URL of a `Link` header (GitHub's format, which the hub uses).
+pub(super) fn next_link(link: &str) -> Option<&str> {
+    link.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| matches!(p.trim(), "rel=\"next\"" | "rel=next"));
+        let url = url.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then_some(url)
+    })
+}
+
+/// Every file of `repo` at `commit` from the paged tree listing, as
+/// huggingface_hub's `snapshot_download` lists them (`list_repo_tree`,
+/// recursive, following `Link: rel="next"`). `None` when the server has no
+/// tree endpoint (a bare 404 on the first page): the repo info's siblings are
+/// then the listing.
+pub(super) fn list_tree(
+    client: &Client,
+    endpoint: &str,
+    token: Option<&str>,
+    repo: &str,
+    commit: &str,
+) -> Result<Option<Vec<Sibling>>, HubError> {
+    let mut url = format!("{endpoint}/api/models/{repo}/tree/{commit}?recursive=true&expand=false");
+    let mut files = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for page in 0..MAX_TREE_PAGES {
+        if !seen.insert(url.clone()) {
+            return Err(HubError::Protocol {
+                url,
+                message: "the tree listing's next page repeats an earlier one".into(),
+            });
+        }
+        let (resp, final_url) = send_hub(client, endpoint, token, reqwest::Method::GET, &url)?;
+        if !resp.status().is_success() {
+            let bare_404 = resp.status() == StatusCode::NOT_FOUND
+                && !resp.headers().contains_key("x-error-code");
+            if page == 0 && bare_404 {
+                return Ok(None);
+            }
+            return Err(status_error(
+                &resp, &final_url, repo, endpoint, commit, None,
+            ));
+        }
+        let next = resp
+            .headers()
+            .get(header::LINK)
+            .and_then(|v| v.to_str().ok())
+            .and_then(next_link)
+            .map(str::to_string);
+        let items: Vec<TreeItem> = resp.json().map_err(|e| HubError::Protocol {
+            url: final_url.clone(),
+            message: format!("bad tree listing: {e}"),
+        })?;
+        for it in items.into_iter().filter(|i| i.kind == "file") {
+            files.push(Sibling {
+                rfilename: it.path,
+                size: it.size,
+                blob_id: it.oid,
+                lfs: it.lfs.map(|l| LfsInfo {
+                    sha256: l.oid,
+                    size: l.size,
+                }),
+            });
+        }
+        if files.len() > MAX_TREE_ENTRIES {
+            return Err(HubError::Protocol {
+                url: final_url,
+                message: format!("the tree listing has more than {MAX_TREE_ENTRIES} files"),
+            });
+        }
+        match next {
+            // Relative links resolve against the page they came from.
+            Some(n) => {
+                url = reqwest::Url::parse(&final_url)
+                    .and_then(|b| b.join(&n))
+                    .map_err(|e| net_err(&final_url, e))?
+                    .to_string()
+            }
+            None => return Ok(Some(files)),
+        }
+    }
+    Err(HubError::Protocol {
+        url,
+        message: format!("the tree listing has more than {MAX_TREE_PAGES} pages"),
+    })
+}
+
 /// `HEAD {endpoint}/{repo}/resolve/{commit}/{file}`: the blob's etag, its size and
 /// where its bytes are.
 pub(super) fn head_file(ctx: &PullCtx, file: &str) -> Result<FileMeta, HubError> {

@@ -369,7 +369,12 @@ fn resolve_revision(
 ) -> Result<(String, Vec<Sibling>, String), HubError> {
     let (commit, info, url) =
         api::repo_info(client, &cfg.endpoint, cfg.token.as_deref(), repo, revision)?;
-    Ok((commit, info.siblings, url))
+    // The paged tree listing is the full file list (the info's siblings may be
+    // cut short for large repos); a server without it has only the siblings.
+    match api::list_tree(client, &cfg.endpoint, cfg.token.as_deref(), repo, &commit)? {
+        Some(files) => Ok((commit, files, url)),
+        None => Ok((commit, info.siblings, url)),
+    }
 }
 
 /// Phase 2: the files to fetch (safe names only, after the include/exclude
@@ -542,6 +547,20 @@ mod tests {
             assert!(matches!(err, HubError::InvalidRevision { .. }), "{bad}");
         }
         assert!(validate_revision(&"x".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn link_headers() {
+        assert_eq!(
+            api::next_link(r#"<https://hf.co/api/models/a/b/tree/main?cursor=x>; rel="next""#),
+            Some("https://hf.co/api/models/a/b/tree/main?cursor=x")
+        );
+        assert_eq!(
+            api::next_link(r#"<https://x/p1>; rel="prev", <https://x/p3>; rel="next""#),
+            Some("https://x/p3")
+        );
+        assert_eq!(api::next_link(r#"<https://x/p1>; rel="prev""#), None);
+        assert_eq!(api::next_link("garbage"), None);
     }
 
     #[test]

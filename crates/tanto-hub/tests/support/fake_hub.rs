@@ -161,8 +161,13 @@ pub struct Faults {
     /// Git files: no Content-Length, and a GET body that never ends (the content,
     /// then filler bytes forever).
     pub endless_body: bool,
-    /// The listing carries no `size`.
+    /// The listings (repo info and tree) carry no `size`.
     pub hide_sizes: bool,
+    /// Tree listings in pages of this many entries, linked with
+    /// `Link: <…&cursor=N>; rel="next"` as the hub pages them.
+    pub tree_page: Option<usize>,
+    /// The tree endpoint answers a bare 404 (a mirror without it).
+    pub no_tree: bool,
     /// Git files' ETag is `"v-<sha1>"`, not a hash the client can verify.
     pub opaque_etags: bool,
 }
@@ -258,6 +263,14 @@ impl FakeHub {
 
     pub fn set_hide_sizes(&self, on: bool) {
         self.state.faults.lock().unwrap().hide_sizes = on;
+    }
+
+    pub fn set_tree_page(&self, n: Option<usize>) {
+        self.state.faults.lock().unwrap().tree_page = n;
+    }
+
+    pub fn set_no_tree(&self, on: bool) {
+        self.state.faults.lock().unwrap().no_tree = on;
     }
 
     pub fn set_opaque_etags(&self, on: bool) {
@@ -486,7 +499,7 @@ async fn handle(
 
 fn api_info(st: &HubState, rest: &str, uri: &Uri, headers: &HeaderMap) -> Response {
     if let Some((repo_raw, rev)) = rest.split_once("/tree/") {
-        return api_tree(st, &pct_decode(repo_raw), &pct_decode(rev), headers);
+        return api_tree(st, &pct_decode(repo_raw), &pct_decode(rev), uri, headers);
     }
     let (repo_raw, rev) = match rest.split_once("/revision/") {
         Some((r, v)) => (r.to_string(), pct_decode(v)),
@@ -572,7 +585,25 @@ fn api_info(st: &HubState, rest: &str, uri: &Uri, headers: &HeaderMap) -> Respon
 
 /// `GET /api/models/{repo}/tree/{rev}?recursive=true` (huggingface_hub's
 /// `list_repo_tree`, used by its `snapshot_download`): files and directories, one page.
-fn api_tree(st: &HubState, repo_id: &str, rev: &str, headers: &HeaderMap) -> Response {
+fn api_tree(st: &HubState, repo_id: &str, rev: &str, uri: &Uri, headers: &HeaderMap) -> Response {
+    let (page, no_tree, hide_sizes) = {
+        let f = st.faults.lock().unwrap();
+        (f.tree_page, f.no_tree, f.hide_sizes)
+    };
+    if no_tree {
+        return Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(Body::from("Not Found"))
+            .unwrap();
+    }
+    if let Some(new) = st.renamed.lock().unwrap().get(repo_id) {
+        let q = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+        return Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header("location", format!("/api/models/{new}/tree/{rev}{q}"))
+            .body(Body::empty())
+            .unwrap();
+    }
     let Some(repo) = st.repos.lock().unwrap().get(repo_id).cloned() else {
         return error(
             StatusCode::NOT_FOUND,
@@ -610,6 +641,12 @@ fn api_tree(st: &HubState, repo_id: &str, rev: &str, headers: &HeaderMap) -> Res
                 "oid": f.sha256(), "size": f.content.len(), "pointerSize": 134
             });
         }
+        if hide_sizes {
+            v.as_object_mut().unwrap().remove("size");
+            if let Some(l) = v.get_mut("lfs").and_then(|l| l.as_object_mut()) {
+                l.remove("size");
+            }
+        }
         entries.push(v);
     }
     for d in dirs {
@@ -617,10 +654,30 @@ fn api_tree(st: &HubState, repo_id: &str, rev: &str, headers: &HeaderMap) -> Res
             "type": "directory", "oid": "0000000000000000000000000000000000000000", "size": 0, "path": d
         }));
     }
-    Response::builder()
+    let mut rb = Response::builder()
         .status(StatusCode::OK)
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::Value::Array(entries).to_string()))
+        .header("content-type", "application/json");
+    if let Some(n) = page {
+        let cursor: usize = uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("cursor="))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let end = (cursor + n.max(1)).min(entries.len());
+        if end < entries.len() {
+            let base = st.base_url.lock().unwrap().clone();
+            rb = rb.header(
+                "link",
+                format!(
+                    "<{base}/api/models/{repo_id}/tree/{rev}?recursive=true&expand=false&cursor={end}>; rel=\"next\""
+                ),
+            );
+        }
+        entries = entries[cursor.min(end)..end].to_vec();
+    }
+    rb.body(Body::from(serde_json::Value::Array(entries).to_string()))
         .unwrap()
 }
 
