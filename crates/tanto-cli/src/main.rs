@@ -47,6 +47,8 @@ enum Command {
     Clone(cmd::hub::CloneArgs),
     /// Write a repaired copy of a model (--repair-index)
     Convert(cmd::hub::ConvertArgs),
+    /// Publish a model folder to the Hugging Face hub in one commit
+    Push(cmd::push::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
 }
@@ -91,6 +93,7 @@ impl Command {
             Command::Pull(a) => ("pull", a.json),
             Command::Clone(a) => ("clone", a.json),
             Command::Convert(a) => ("convert", a.json),
+            Command::Push(a) => ("push", a.json),
             Command::Completions { .. } => ("completions", false),
         }
     }
@@ -158,6 +161,7 @@ fn real_main() -> i32 {
         Command::Pull(a) => cmd::hub::pull(a),
         Command::Clone(a) => cmd::hub::clone(a),
         Command::Convert(a) => cmd::hub::convert(a),
+        Command::Push(a) => cmd::push::run(a),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tanto", &mut std::io::stdout());
             Ok(output::EXIT_OK)

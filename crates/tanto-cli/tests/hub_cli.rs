@@ -258,3 +258,99 @@ fn clone_pulls_what_the_cache_lacks_then_clones() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(env2.requests(), 0);
 }
+
+#[test]
+fn push_check_only_dry_run_then_push_and_pull_back() {
+    let env = Env::new(vec![]);
+    env.hub.set_write_token(Some("hf_w"));
+    let files = presets::hf_chat();
+    let dir = env.tmp.path().join("ws/my-model");
+    files.write_to(&dir).unwrap();
+    std::fs::write(dir.join(".mlxk_workspace.json"), br#"{"managed":true}"#).unwrap();
+    let d = dir.to_str().unwrap();
+    let tok = [("HF_TOKEN", "hf_w")];
+
+    // --check-only: the health check and the file list, no network, no token.
+    let o = env.run(&["push", d, "me/model", "--check-only", "--json"], &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = json_of(&o);
+    assert_eq!(v["data"]["workspace_health"]["healthy"], true, "{v:#}");
+    let listed: Vec<&str> = v["data"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), files.len());
+    assert!(!listed.contains(&".mlxk_workspace.json"));
+    assert_eq!(env.requests(), 0);
+
+    // No token: typed, before any request.
+    let o = env.run(&["push", d, "me/model", "--create", "--json"], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(json_of(&o)["error"]["tanto_type"], "access_denied");
+    assert_eq!(env.requests(), 0);
+    // Missing repo without --create.
+    let o = env.run(&["push", d, "me/model", "--json"], &tok);
+    assert_eq!(o.status.code(), Some(1));
+    let v = json_of(&o);
+    assert_eq!(v["error"]["tanto_type"], "model_not_found", "{v:#}");
+    assert!(v["error"]["hint"].as_str().unwrap().contains("--create"));
+    // --dry-run: what would change.
+    let o = env.run(
+        &["push", d, "me/model", "--create", "--dry-run", "--json"],
+        &tok,
+    );
+    let v = json_of(&o);
+    assert_eq!(v["data"]["would_create_repo"], true, "{v:#}");
+    assert_eq!(v["data"]["change_summary"]["added"], files.len());
+    assert!(env.hub.repo("me/model").is_none());
+    // The push.
+    let o = env.run(
+        &["push", d, "me/model", "--create", "--private", "--json"],
+        &tok,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = json_of(&o);
+    assert_eq!(v["data"]["created_repo"], true);
+    assert_eq!(
+        v["data"]["commit_sha"],
+        env.hub.repo("me/model").unwrap().commit
+    );
+    // Pulled back into the cache, it is the same healthy model.
+    let o = env.run(&["pull", "me/model", "--json"], &tok);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(json_of(&o)["data"]["health"], "healthy");
+    for (path, c) in files.iter() {
+        let tanto_testkit::Content::Bytes(want) = c else {
+            continue;
+        };
+        let snap = env
+            .cache()
+            .join("models--me--model/snapshots")
+            .join(env.hub.repo("me/model").unwrap().commit);
+        assert_eq!(&std::fs::read(snap.join(path)).unwrap(), want, "{path}");
+    }
+    // An unhealthy folder is refused before anything is sent.
+    std::fs::write(dir.join("config.json"), b"{ not json").unwrap();
+    let before = env.requests();
+    let o = env.run(&["push", d, "me/model", "--json"], &tok);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(json_of(&o)["error"]["tanto_type"], "unhealthy_model");
+    assert_eq!(env.requests(), before);
+}

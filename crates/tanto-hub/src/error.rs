@@ -54,7 +54,7 @@ pub enum HubError {
         revision: String,
         file: String,
     },
-    #[error("network error ({url}): {message}; run the same pull again to resume")]
+    #[error("network error ({url}): {message}; run the same command again to resume")]
     Network { url: String, message: String },
     #[error(
         "hash mismatch for '{file}': expected {expected}, got {actual}; \
@@ -99,6 +99,9 @@ pub enum HubError {
     CannotQuantize(String),
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
+    /// `push` needs a token with write access.
+    #[error("no Hugging Face token: set HF_TOKEN (a token with write access) or log in with `hf auth login`")]
+    MissingToken,
 }
 
 impl HubError {
@@ -124,7 +127,7 @@ impl HubError {
             HubError::RepoNotFound { .. } | HubError::EntryNotFound { .. } => {
                 ErrorType::ModelNotFound
             }
-            HubError::Unauthorized { .. } => ErrorType::AccessDenied,
+            HubError::Unauthorized { .. } | HubError::MissingToken => ErrorType::AccessDenied,
             HubError::RevisionNotFound { .. } => ErrorType::RevisionNotFound,
             HubError::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
                 ErrorType::PermissionDenied

@@ -76,6 +76,7 @@ mod error;
 mod fsutil;
 mod lock;
 mod pull;
+mod push;
 pub mod quantize;
 
 pub use clone::{clone_snapshot, CloneReport};
@@ -87,4 +88,5 @@ pub use pull::{
     matches_patterns, pending_pull, pull, FileStatus, PendingPull, PlannedFile, Progress,
     PullOptions, PullReport, PulledFile, DEFAULT_MAX_UNSIZED_BYTES,
 };
+pub use push::{local_files, push, LocalFile, PushOptions, PushProgress, PushReport};
 pub use quantize::{quantize, QuantizeOptions, QuantizeReport};

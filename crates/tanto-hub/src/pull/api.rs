@@ -17,7 +17,7 @@ use crate::HubError;
 
 /// `GET /api/models/{repo}/revision/{rev}?blobs=true`.
 #[derive(Debug, Deserialize)]
-pub(super) struct ModelInfo {
+pub(crate) struct ModelInfo {
     pub sha: Option<String>,
     #[serde(default)]
     pub siblings: Vec<Sibling>,
@@ -25,7 +25,7 @@ pub(super) struct ModelInfo {
 
 /// One file of the listing.
 #[derive(Debug, Deserialize)]
-pub(super) struct Sibling {
+pub(crate) struct Sibling {
     pub rfilename: String,
     #[serde(default)]
     pub size: Option<u64>,
@@ -36,7 +36,7 @@ pub(super) struct Sibling {
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct LfsInfo {
+pub(crate) struct LfsInfo {
     pub sha256: String,
     #[serde(default)]
     pub size: Option<u64>,
@@ -50,7 +50,7 @@ pub(super) struct FileMeta {
     pub location: String,
 }
 
-pub(super) fn net_err(url: &str, e: impl std::fmt::Display) -> HubError {
+pub(crate) fn net_err(url: &str, e: impl std::fmt::Display) -> HubError {
     HubError::Network {
         url: url.to_string(),
         message: e.to_string(),
@@ -58,7 +58,7 @@ pub(super) fn net_err(url: &str, e: impl std::fmt::Display) -> HubError {
 }
 
 /// Percent-encode for a URL path; `/` kept when `keep_slash`.
-pub(super) fn quote(s: &str, keep_slash: bool) -> String {
+pub(crate) fn quote(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         let keep = b.is_ascii_alphanumeric()
@@ -81,7 +81,7 @@ fn normalize_etag(raw: &str) -> String {
 }
 
 /// Map a non-success hub response to a typed error.
-pub(super) fn status_error(
+pub(crate) fn status_error(
     resp: &Response,
     url: &str,
     repo: &str,
@@ -155,7 +155,11 @@ fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
 }
 
 /// The token for a request to `url`: only when `url` is on the endpoint's origin.
-fn token_for<'t>(endpoint: &str, token: Option<&'t str>, url: &reqwest::Url) -> Option<&'t str> {
+pub(crate) fn token_for<'t>(
+    endpoint: &str,
+    token: Option<&'t str>,
+    url: &reqwest::Url,
+) -> Option<&'t str> {
     let ep = reqwest::Url::parse(endpoint).ok()?;
     token.filter(|_| same_origin(&ep, url))
 }
@@ -179,7 +183,7 @@ fn is_hub_host(endpoint: &str, url: &reqwest::Url) -> bool {
 /// Send an API or HEAD request, following redirects that stay on the hub (renamed
 /// repos), as huggingface_hub does. A redirect to another host (the CDN, for LFS
 /// files) is returned to the caller: the file metadata is on that response.
-fn send_hub(
+pub(crate) fn send_hub(
     client: &Client,
     endpoint: &str,
     token: Option<&str>,
@@ -219,7 +223,7 @@ fn send_hub(
 }
 
 /// Resolve `revision` of `repo` to a commit and list its files.
-pub(super) fn repo_info(
+pub(crate) fn repo_info(
     client: &Client,
     endpoint: &str,
     token: Option<&str>,
@@ -294,7 +298,7 @@ pub(super) fn next_link(link: &str) -> Option<&str> {
 /// recursive, following `Link: rel="next"`). `None` when the server has no
 /// tree endpoint (a bare 404 on the first page): the repo info's siblings are
 /// then the listing.
-pub(super) fn list_tree(
+pub(crate) fn list_tree(
     client: &Client,
     endpoint: &str,
     token: Option<&str>,

@@ -5,7 +5,7 @@
 //! shared-cache safety) is tanto-core's cache owner,
 //! [`tanto_core::resolve::cache`], through [`CacheRepo`].
 
-mod api;
+pub(crate) mod api;
 mod download;
 
 use std::collections::{BTreeMap, VecDeque};

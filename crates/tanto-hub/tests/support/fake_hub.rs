@@ -11,6 +11,18 @@
 //!   `GatedRepo`), 401/403 for private/gated repos without the right token, 307
 //!   relative redirects for renamed repos.
 //!
+//! Uploads, as huggingface_hub speaks them (`push`, `upload_folder`):
+//! * `POST /api/repos/create` (409 when it exists);
+//! * `POST /api/models/{repo}/preupload/{rev}` — `uploadMode` per file (`lfs`
+//!   for weights and anything over 1 MiB, else `regular`) and the remote `oid`;
+//! * `POST /{repo}.git/info/lfs/objects/batch` — no actions for objects already
+//!   stored, `basic` (PUT) under the multipart threshold, else `multipart`
+//!   (parts PUT to numbered URLs, ETags, a completion POST); a verify action;
+//! * `POST /api/models/{repo}/commit/{rev}` — NDJSON `header`/`file`/`lfsFile`
+//!   lines; a new commit that `refs/{rev}` then points at.
+//!
+//! Writes need `Authorization: Bearer` with `write_token` (when set).
+//!
 //! Faults: drop the connection after N body bytes (for the next K responses), serve
 //! corrupted LFS bytes, ignore `Range`, redirect every request to another server,
 //! endless git-file bodies, listings without sizes, etags that are not hashes.
@@ -170,6 +182,11 @@ pub struct Faults {
     pub no_tree: bool,
     /// Git files' ETag is `"v-<sha1>"`, not a hash the client can verify.
     pub opaque_etags: bool,
+    /// LFS uploads over this many bytes are multipart (parts of `part_size`).
+    pub multipart_over: Option<usize>,
+    pub part_size: usize,
+    /// Fail (500) the next N LFS object uploads after the first `fail_after` succeed.
+    pub fail_uploads_after: Option<(usize, usize)>,
 }
 
 #[derive(Default)]
@@ -181,6 +198,15 @@ pub struct HubState {
     /// "METHOD path[ range][ [auth]]" per request.
     pub log: Mutex<Vec<String>>,
     pub base_url: Mutex<String>,
+    /// LFS objects uploaded (sha256 → bytes), and multipart parts in flight.
+    pub objects: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+    pub parts: Mutex<HashMap<(String, usize), Vec<u8>>>,
+    /// The token uploads must carry (None: any or none).
+    pub write_token: Mutex<Option<String>>,
+    /// Completed LFS object uploads (basic PUTs and multipart completions).
+    pub uploads: Mutex<usize>,
+    /// Every commit payload received (NDJSON lines).
+    pub commits: Mutex<Vec<Vec<serde_json::Value>>>,
 }
 
 pub struct FakeHub {
@@ -215,7 +241,10 @@ impl FakeHub {
                     .await
                     .unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let app = Router::new().fallback(handle).with_state(st);
+                let app = Router::new()
+                    .fallback(handle)
+                    .layer(axum::extract::DefaultBodyLimit::disable())
+                    .with_state(st);
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {
                         let _ = rx.await;
@@ -263,6 +292,25 @@ impl FakeHub {
 
     pub fn set_hide_sizes(&self, on: bool) {
         self.state.faults.lock().unwrap().hide_sizes = on;
+    }
+
+    pub fn set_write_token(&self, t: Option<&str>) {
+        *self.state.write_token.lock().unwrap() = t.map(str::to_string);
+    }
+
+    pub fn set_multipart(&self, over: Option<usize>, part_size: usize) {
+        let mut f = self.state.faults.lock().unwrap();
+        f.multipart_over = over;
+        f.part_size = part_size.max(1);
+    }
+
+    /// Let `ok` more LFS uploads through, then fail the next `fail` with a 500.
+    pub fn set_fail_uploads_after(&self, ok: usize, fail: usize) {
+        self.state.faults.lock().unwrap().fail_uploads_after = Some((ok, fail));
+    }
+
+    pub fn repo(&self, id: &str) -> Option<FakeRepo> {
+        self.state.repos.lock().unwrap().get(id).cloned()
     }
 
     pub fn set_tree_page(&self, n: Option<usize>) {
@@ -387,6 +435,7 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     let range = headers
         .get("range")
@@ -406,6 +455,11 @@ async fn handle(
             .unwrap_or_default()
     ));
     let path = uri.path().to_string();
+    if method == Method::POST || method == Method::PUT {
+        if let Some(r) = upload::route(&st, &method, &path, &headers, &body) {
+            return r;
+        }
+    }
     let redirect = st.faults.lock().unwrap().redirect_to.clone();
     if let Some(base) = redirect {
         let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -819,4 +873,390 @@ fn serve_bytes(st: &HubState, method: &Method, f: &FakeFile, range: Option<&str>
         },
     };
     rb.body(body).unwrap()
+}
+
+/// The upload side of the fake hub.
+mod upload {
+    use super::*;
+    use base64::Engine as _;
+
+    fn json(status: StatusCode, v: serde_json::Value) -> Response {
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Body::from(v.to_string()))
+            .unwrap()
+    }
+
+    fn unauthorized(st: &HubState, headers: &HeaderMap) -> Option<Response> {
+        let want = st.write_token.lock().unwrap().clone()?;
+        let sent = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if sent == Some(want.as_str()) {
+            return None;
+        }
+        Some(error(
+            StatusCode::UNAUTHORIZED,
+            None,
+            "Invalid credentials in Authorization header",
+        ))
+    }
+
+    fn sha256_hex(b: &[u8]) -> String {
+        hex::encode(Sha256::digest(b))
+    }
+
+    /// Count an LFS upload against the failure fault: `true` to refuse it.
+    fn should_fail(st: &HubState) -> bool {
+        let mut f = st.faults.lock().unwrap();
+        match f.fail_uploads_after {
+            Some((0, 0)) | None => false,
+            Some((0, n)) => {
+                f.fail_uploads_after = Some((0, n - 1));
+                true
+            }
+            Some((ok, n)) => {
+                f.fail_uploads_after = Some((ok - 1, n));
+                false
+            }
+        }
+    }
+
+    pub fn route(
+        st: &HubState,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Option<Response> {
+        let base = st.base_url.lock().unwrap().clone();
+        if path == "/api/repos/create" && method == Method::POST {
+            if let Some(r) = unauthorized(st, headers) {
+                return Some(r);
+            }
+            let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+            let name = v["name"].as_str().unwrap_or("");
+            let id = match v["organization"].as_str() {
+                Some(o) => format!("{o}/{name}"),
+                None => name.to_string(),
+            };
+            let mut repos = st.repos.lock().unwrap();
+            if repos.contains_key(&id) {
+                return Some(error(
+                    StatusCode::CONFLICT,
+                    None,
+                    "You already created this model repo",
+                ));
+            }
+            let mut r = FakeRepo::new(&id, vec![]);
+            // An empty repo: its first commit is the initial one.
+            r.commit = hex::encode(Sha1::digest(format!("initial {id}").as_bytes()));
+            r.refs.insert("main".into(), r.commit.clone());
+            repos.insert(id.clone(), r);
+            return Some(json(
+                StatusCode::OK,
+                serde_json::json!({"url": format!("{base}/{id}"), "name": id}),
+            ));
+        }
+        if let Some(rest) = path.strip_prefix("/api/models/") {
+            if let Some((repo_raw, rev)) = rest.split_once("/preupload/") {
+                return Some(preupload(
+                    st,
+                    &pct_decode(repo_raw),
+                    &pct_decode(rev),
+                    headers,
+                    body,
+                ));
+            }
+            if let Some((repo_raw, rev)) = rest.split_once("/commit/") {
+                return Some(commit(
+                    st,
+                    &pct_decode(repo_raw),
+                    &pct_decode(rev),
+                    headers,
+                    body,
+                ));
+            }
+            return None;
+        }
+        if let Some(repo_raw) = path.strip_suffix(".git/info/lfs/objects/batch") {
+            return Some(batch(
+                st,
+                &pct_decode(repo_raw.trim_start_matches('/')),
+                headers,
+                body,
+                &base,
+            ));
+        }
+        if let Some(rest) = path.strip_prefix("/lfs-upload/") {
+            return Some(put_object(st, method, rest, body));
+        }
+        if let Some(oid) = path.strip_prefix("/lfs-verify/") {
+            let ok = st.objects.lock().unwrap().contains_key(oid);
+            return Some(if ok {
+                json(StatusCode::OK, serde_json::json!({"success": true}))
+            } else {
+                error(StatusCode::NOT_FOUND, None, "object not found")
+            });
+        }
+        None
+    }
+
+    fn preupload(
+        st: &HubState,
+        repo_id: &str,
+        rev: &str,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Response {
+        if let Some(r) = unauthorized(st, headers) {
+            return r;
+        }
+        let Some(repo) = st.repos.lock().unwrap().get(repo_id).cloned() else {
+            return error(
+                StatusCode::NOT_FOUND,
+                Some("RepoNotFound"),
+                "Repository not found",
+            );
+        };
+        if resolve_rev(&repo, rev).is_none() {
+            return error(
+                StatusCode::NOT_FOUND,
+                Some("RevisionNotFound"),
+                "Invalid rev id",
+            );
+        }
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        let files: Vec<serde_json::Value> = v["files"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|f| {
+                let path = f["path"].as_str().unwrap_or("").to_string();
+                let size = f["size"].as_u64().unwrap_or(0);
+                let weights = [".safetensors", ".gguf", ".bin", ".npz"].iter().any(|e| path.ends_with(e));
+                let mode = if (weights || size > 1 << 20) && size > 0 { "lfs" } else { "regular" };
+                let oid = repo.files.iter().find(|r| r.path == path).map(|r| r.etag());
+                serde_json::json!({"path": path, "uploadMode": mode, "shouldIgnore": false, "oid": oid})
+            })
+            .collect();
+        json(
+            StatusCode::OK,
+            serde_json::json!({"files": files, "commitOid": repo.commit}),
+        )
+    }
+
+    fn batch(
+        st: &HubState,
+        repo_id: &str,
+        headers: &HeaderMap,
+        body: &Bytes,
+        base: &str,
+    ) -> Response {
+        if let Some(r) = unauthorized(st, headers) {
+            return r;
+        }
+        if !st.repos.lock().unwrap().contains_key(repo_id) {
+            return error(
+                StatusCode::NOT_FOUND,
+                Some("RepoNotFound"),
+                "Repository not found",
+            );
+        }
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        let (over, part) = {
+            let f = st.faults.lock().unwrap();
+            (f.multipart_over, f.part_size.max(1))
+        };
+        let mut multipart = false;
+        let objects: Vec<serde_json::Value> = v["objects"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|o| {
+                let oid = o["oid"].as_str().unwrap_or("").to_string();
+                let size = o["size"].as_u64().unwrap_or(0) as usize;
+                if st.objects.lock().unwrap().contains_key(&oid) {
+                    return serde_json::json!({"oid": oid, "size": size});
+                }
+                let verify = serde_json::json!({"href": format!("{base}/lfs-verify/{oid}"), "header": {}});
+                if over.is_some_and(|n| size > n) {
+                    multipart = true;
+                    let mut header = serde_json::Map::new();
+                    header.insert("chunk_size".into(), part.to_string().into());
+                    for i in 0..size.div_ceil(part) {
+                        header.insert(
+                            (i + 1).to_string(),
+                            format!("{base}/lfs-upload/{oid}/part/{}", i + 1).into(),
+                        );
+                    }
+                    serde_json::json!({"oid": oid, "size": size, "actions": {
+                        "upload": {"href": format!("{base}/lfs-upload/{oid}/complete"), "header": header},
+                        "verify": verify,
+                    }})
+                } else {
+                    serde_json::json!({"oid": oid, "size": size, "actions": {
+                        "upload": {"href": format!("{base}/lfs-upload/{oid}"), "header": {}},
+                        "verify": verify,
+                    }})
+                }
+            })
+            .collect();
+        json(
+            StatusCode::OK,
+            serde_json::json!({"transfer": if multipart { "multipart" } else { "basic" }, "objects": objects}),
+        )
+    }
+
+    fn put_object(st: &HubState, method: &Method, rest: &str, body: &Bytes) -> Response {
+        let parts: Vec<&str> = rest.split('/').collect();
+        match (method.as_str(), parts.as_slice()) {
+            ("PUT", [oid]) => {
+                if should_fail(st) {
+                    return error(StatusCode::INTERNAL_SERVER_ERROR, None, "upload failed");
+                }
+                if sha256_hex(body) != *oid {
+                    return error(StatusCode::BAD_REQUEST, None, "sha256 mismatch");
+                }
+                st.objects
+                    .lock()
+                    .unwrap()
+                    .insert(oid.to_string(), Arc::new(body.to_vec()));
+                *st.uploads.lock().unwrap() += 1;
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .body(Body::empty())
+                    .unwrap()
+            }
+            ("PUT", [oid, "part", n]) => {
+                let n: usize = n.parse().unwrap_or(0);
+                let etag = sha256_hex(body);
+                st.parts
+                    .lock()
+                    .unwrap()
+                    .insert((oid.to_string(), n), body.to_vec());
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header("etag", format!("\"{etag}\""))
+                    .body(Body::empty())
+                    .unwrap()
+            }
+            ("POST", [oid, "complete"]) => {
+                if should_fail(st) {
+                    return error(StatusCode::INTERNAL_SERVER_ERROR, None, "upload failed");
+                }
+                let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+                let mut all = Vec::new();
+                let mut store = st.parts.lock().unwrap();
+                for p in v["parts"].as_array().cloned().unwrap_or_default() {
+                    let n = p["partNumber"].as_u64().unwrap_or(0) as usize;
+                    let Some(bytes) = store.remove(&(oid.to_string(), n)) else {
+                        return error(StatusCode::BAD_REQUEST, None, "missing part");
+                    };
+                    if p["etag"].as_str().map(|e| e.trim_matches('"')) != Some(&sha256_hex(&bytes))
+                    {
+                        return error(StatusCode::BAD_REQUEST, None, "part etag mismatch");
+                    }
+                    all.extend(bytes);
+                }
+                if sha256_hex(&all) != *oid {
+                    return error(StatusCode::BAD_REQUEST, None, "sha256 mismatch");
+                }
+                st.objects
+                    .lock()
+                    .unwrap()
+                    .insert(oid.to_string(), Arc::new(all));
+                *st.uploads.lock().unwrap() += 1;
+                json(StatusCode::OK, serde_json::json!({"success": true}))
+            }
+            _ => error(StatusCode::NOT_FOUND, None, "no such upload"),
+        }
+    }
+
+    fn commit(
+        st: &HubState,
+        repo_id: &str,
+        rev: &str,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Response {
+        if let Some(r) = unauthorized(st, headers) {
+            return r;
+        }
+        let lines: Vec<serde_json::Value> = body
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| serde_json::from_slice(l).ok())
+            .collect();
+        let mut repos = st.repos.lock().unwrap();
+        let Some(repo) = repos.get_mut(repo_id) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                Some("RepoNotFound"),
+                "Repository not found",
+            );
+        };
+        if resolve_rev(repo, rev).is_none() {
+            return error(
+                StatusCode::NOT_FOUND,
+                Some("RevisionNotFound"),
+                "Invalid rev id",
+            );
+        }
+        let mut files = repo.files.clone();
+        for l in &lines {
+            let v = &l["value"];
+            let path = v["path"].as_str().unwrap_or("").to_string();
+            let new = match l["key"].as_str() {
+                Some("file") => {
+                    let Ok(bytes) = base64::engine::general_purpose::STANDARD
+                        .decode(v["content"].as_str().unwrap_or(""))
+                    else {
+                        return error(StatusCode::BAD_REQUEST, None, "bad base64");
+                    };
+                    FakeFile::git(&path, &bytes)
+                }
+                Some("lfsFile") => {
+                    let oid = v["oid"].as_str().unwrap_or("");
+                    let Some(b) = st.objects.lock().unwrap().get(oid).cloned() else {
+                        return error(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            None,
+                            "LFS object not uploaded",
+                        );
+                    };
+                    FakeFile {
+                        path: path.clone(),
+                        content: b,
+                        lfs: true,
+                    }
+                }
+                Some("deletedFile") => {
+                    files.retain(|f| f.path != path);
+                    continue;
+                }
+                _ => continue,
+            };
+            files.retain(|f| f.path != path);
+            files.push(new);
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut h = Sha1::new();
+        h.update(repo.commit.as_bytes());
+        h.update(body);
+        let oid = hex::encode(h.finalize());
+        repo.files = files;
+        repo.commit = oid.clone();
+        repo.refs.insert(rev.to_string(), oid.clone());
+        st.commits.lock().unwrap().push(lines);
+        let base = st.base_url.lock().unwrap().clone();
+        json(
+            StatusCode::OK,
+            serde_json::json!({"commitOid": oid, "commitUrl": format!("{base}/{repo_id}/commit/{oid}"), "success": true}),
+        )
+    }
 }
