@@ -11,6 +11,10 @@
 #    pulls it and finds every blob already cached; the cache still scans clean.
 # 5. tanto clones the snapshot into a workspace; if mlx-knife is importable
 #    (MLXK_PYTHON=/path/to/python with mlx-knife), mlx-knife sees it clean too.
+# 6. Uploads both ways: a folder `tanto push` sends comes back byte for byte
+#    through snapshot_download; a folder huggingface_hub's upload_folder sends
+#    (LFS path, HF_HUB_DISABLE_XET=1) is pulled by tanto into a cache that
+#    scan_cache_dir reports clean.
 #
 # Needs python3 and network access to PyPI for the first run (the venv is kept in
 # ~/.cache/tanto/hf-venv; set TANTO_HF_VENV to move it, HF_HUB_PIN to pin a version).
@@ -30,8 +34,9 @@ fi
 PY="$VENV/bin/python"
 echo "huggingface_hub $("$PY" -c 'import huggingface_hub as h; print(h.__version__)')"
 
-(cd "$ROOT" && cargo build -q -p tanto-hub --examples)
+(cd "$ROOT" && cargo build -q -p tanto-hub --examples && cargo build -q --bin tanto)
 BIN="$CARGO_TARGET_DIR/debug/examples"
+TANTO="$CARGO_TARGET_DIR/debug/tanto"
 
 WORK=$(mktemp -d)
 HUB_PID=""
@@ -154,4 +159,60 @@ PYEOF
 else
   echo "skip: mlx-knife check (set MLXK_PYTHON to a python with mlx-knife)"
 fi
+echo "== tanto push → huggingface_hub snapshot_download"
+SRC="$WORK/to-push"
+mkdir -p "$SRC/sub"
+printf '{"model_type":"llama","hidden_size":8}' >"$SRC/config.json"
+head -c 250000 /dev/urandom >"$SRC/model.safetensors.raw"
+"$PY" - "$SRC" <<'PYEOF'
+import json, struct, sys, os
+d = sys.argv[1]
+raw = open(os.path.join(d, "model.safetensors.raw"), "rb").read()
+n = len(raw) // 4 * 4
+hdr = json.dumps({"w": {"dtype": "F32", "shape": [n // 4], "data_offsets": [0, n]}}).encode()
+open(os.path.join(d, "model.safetensors"), "wb").write(struct.pack("<Q", len(hdr)) + hdr + raw[:n])
+os.remove(os.path.join(d, "model.safetensors.raw"))
+PYEOF
+printf 'nested\n' >"$SRC/sub/notes.txt"
+printf '{"version":"1.0","model":{"type":"BPE","vocab":{"a":0},"merges":[]}}' >"$SRC/tokenizer.json"
+printf '{"managed":true}' >"$SRC/.mlxk_workspace.json"
+HF_TOKEN=hf_fake "$TANTO" push "$SRC" tanto-test/pushed --create --json >"$WORK/push.json"
+HF_TOKEN=hf_fake "$PY" - "$SRC" "$WORK/push.json" "$WORK/dl" <<'PYEOF'
+import json, os, sys
+from huggingface_hub import snapshot_download
+src, rep, dl = sys.argv[1:]
+r = json.load(open(rep))["data"]
+assert r["created_repo"] is True and r["commit_sha"], r
+p = snapshot_download("tanto-test/pushed", cache_dir=dl)
+got = sorted(os.path.relpath(os.path.join(d, f), p) for d, _, fs in os.walk(p) for f in fs)
+assert got == ["config.json", "model.safetensors", "sub/notes.txt", "tokenizer.json"], got
+for f in got:
+    assert open(os.path.join(p, f), "rb").read() == open(os.path.join(src, f), "rb").read(), f
+print(f"ok: {len(got)} pushed files identical through snapshot_download; the sentinel stayed home")
+PYEOF
+
+echo "== huggingface_hub upload_folder → tanto pull"
+HF_TOKEN=hf_fake HF_HUB_DISABLE_XET=1 "$PY" - "$SRC" <<'PYEOF'
+import sys
+from huggingface_hub import HfApi
+api = HfApi()
+api.create_repo("tanto-test/uploaded", exist_ok=True)
+info = api.upload_folder(repo_id="tanto-test/uploaded", folder_path=sys.argv[1], ignore_patterns=[".mlxk_workspace.json"])
+print("ok: upload_folder committed", info.oid)
+PYEOF
+HF_TOKEN=hf_fake "$BIN/pull" tanto-test/uploaded >"$WORK/pull-up.json"
+"$PY" - "$SRC" "$WORK/pull-up.json" <<'PYEOF'
+import json, os, sys
+from huggingface_hub import scan_cache_dir
+src, rep = sys.argv[1:]
+r = json.load(open(rep))
+names = sorted(f["path"] for f in r["files"])
+assert names == ["config.json", "model.safetensors", "sub/notes.txt", "tokenizer.json"], names
+for f in names:
+    assert open(os.path.join(r["snapshot_dir"], f), "rb").read() == open(os.path.join(src, f), "rb").read(), f
+info = scan_cache_dir()
+assert not info.warnings, info.warnings
+assert "tanto-test/uploaded" in {x.repo_id for x in info.repos}
+print("ok: tanto pulled what upload_folder pushed; cache scans clean")
+PYEOF
 echo "hf-interop: all checks passed"
