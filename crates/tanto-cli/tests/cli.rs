@@ -842,6 +842,28 @@ fn pull_json(env: &Env, args: &[&str], code: i32) -> Value {
 }
 
 #[test]
+fn pull_expands_short_names_against_the_cache_first() {
+    let env = Env::new();
+    env.cache.add("org/tiny-widget", &presets::hf_chat());
+    env.cache.add("org/other-a", &presets::hf_chat());
+    env.cache.add("org/other-b", &presets::hf_chat());
+    // A unique cached match: expanded, answered from the cache.
+    let v = pull_json(&env, &["widget"], 0);
+    assert_eq!(v["data"]["download_status"], "already_exists", "{v:#}");
+    assert_eq!(v["data"]["expanded_name"], "org/tiny-widget");
+    assert_eq!(v["data"]["model"], "org/tiny-widget");
+    // Several: ambiguous, nothing sent anywhere.
+    let v = pull_json(&env, &["other"], 1);
+    assert_eq!(v["error"]["tanto_type"], "ambiguous_match", "{v:#}");
+    // None: a short name is never sent to the hub as a repo id.
+    let v = pull_json(&env, &["nothing-like-it"], 1);
+    assert_eq!(v["error"]["tanto_type"], "validation_error", "{v:#}");
+    // An exact id is not expanded.
+    let v = pull_json(&env, &["org/tiny-widget"], 0);
+    assert!(v["data"]["expanded_name"].is_null());
+}
+
+#[test]
 fn pull_of_a_healthy_cached_model_is_already_exists() {
     let env = Env::new();
     let repo = env.cache.add("org/here", &presets::hf_chat());

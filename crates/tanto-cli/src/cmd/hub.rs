@@ -222,7 +222,7 @@ fn cached_state(repo_id: &str, revision: Option<&str>, stores: &Stores) -> Cache
 }
 
 /// Answer a pull from the cache alone (`already_exists` / `requires_confirmation`).
-fn pull_from_cache(base: &str, state: Cached, json: bool) -> CmdResult {
+fn pull_from_cache(base: &str, state: Cached, json: bool, expanded: Option<&str>) -> CmdResult {
     let (status, message, commit, healthy) = match state {
         Cached::No => return Err(output::internal("pull_from_cache without a cached model").into()),
         Cached::Healthy { commit } => (
@@ -245,7 +245,7 @@ fn pull_from_cache(base: &str, state: Cached, json: bool) -> CmdResult {
                 "model": base,
                 "download_status": status,
                 "message": message,
-                "expanded_name": null,
+                "expanded_name": expanded,
                 "commit_hash": commit,
                 "health": health_word(healthy),
             }),
@@ -281,14 +281,37 @@ pub fn pull(a: PullArgs) -> CmdResult {
                 .with_hint("pull takes a full repository id: tanto pull ORG/NAME"),
         ));
     }
+    // A short name is expanded against the cache first (never sent to the
+    // hub as it is): a unique cached match becomes its repo id.
+    let mut expanded: Option<String> = None;
     if !base.contains('/') {
-        return Err(pull_error(
-            None,
-            TantoError::new(
-                ErrorType::ValidationError,
-                format!("'{base}' is not a repository id"),
-            )
-            .with_hint("pull takes a full repository id: tanto pull ORG/NAME"),
+        match resolve::resolve(base, &Stores::from_env()) {
+            Ok(r) => {
+                if let Location::Cache { repo, .. } = &r.location {
+                    expanded = Some(repo.repo_id.clone());
+                }
+            }
+            Err(e) if e.kind == ErrorType::AmbiguousMatch => {
+                return Err(pull_error(Some(base), e));
+            }
+            Err(_) => {}
+        }
+        if expanded.is_none() {
+            return Err(pull_error(
+                None,
+                TantoError::new(
+                    ErrorType::ValidationError,
+                    format!("'{base}' is not a repository id, and no cached model matches it"),
+                )
+                .with_hint("pull takes a full repository id: tanto pull ORG/NAME"),
+            ));
+        }
+    }
+    let base = expanded.as_deref().unwrap_or(base);
+    if let (Some(full), false) = (&expanded, json) {
+        errln(&format!(
+            "pull: '{}' matched {full}",
+            resolve::split_revision(a.model.trim()).0
         ));
     }
     let revision = a.revision.clone().or(at_rev.map(str::to_string));
@@ -296,7 +319,7 @@ pub fn pull(a: PullArgs) -> CmdResult {
     if !a.force && a.include.is_empty() && a.exclude.is_empty() {
         let state = cached_state(base, revision.as_deref(), &Stores::from_env());
         if !matches!(state, Cached::No) {
-            return pull_from_cache(base, state, json);
+            return pull_from_cache(base, state, json, expanded.as_deref());
         }
     }
     let report = download(base, revision.clone(), &a.include, &a.exclude, json)?;
@@ -328,7 +351,7 @@ pub fn pull(a: PullArgs) -> CmdResult {
                 "model": base,
                 "download_status": "success",
                 "message": format!("Downloaded {} file(s) ({})", report.files.len(), human_size(report.bytes_downloaded)),
-                "expanded_name": null,
+                "expanded_name": expanded,
                 "commit_hash": report.commit,
                 "revision": report.revision,
                 "files": report.files,
