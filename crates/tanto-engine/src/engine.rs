@@ -26,6 +26,10 @@ pub struct TextEngine {
     backbone: Box<dyn Backbone>,
     /// Ids whose keys/values are in the backbone's cache, in order.
     cached: Vec<u32>,
+    /// How many leading `cached` ids were computed as prompt tokens (in
+    /// prefill chunks of two or more): only those are reused, so a reused
+    /// position holds the bits a cold prefill would compute (ADR 011).
+    prompt_cached: usize,
     reasoning: bool,
     /// Which implementation runs the model (for logs/benchmarks).
     pub backend_name: String,
@@ -354,6 +358,7 @@ impl TextEngine {
             template,
             backbone,
             cached: Vec::new(),
+            prompt_cached: 0,
             reasoning,
             backend_name,
             ignore_eos: false,
@@ -368,6 +373,7 @@ impl TextEngine {
     /// Drop the KV cache (the next generation prefills its whole prompt).
     pub fn clear_cache(&mut self) {
         self.cached.clear();
+        self.prompt_cached = 0;
         let _ = self.backbone.reset();
     }
 
@@ -413,6 +419,7 @@ impl TextEngine {
         let r = self.run_inner(ids, opens_think, params, sink);
         if r.is_err() {
             self.cached.clear();
+            self.prompt_cached = 0;
             let _ = self.backbone.reset();
         }
         r
@@ -436,15 +443,20 @@ impl TextEngine {
             });
         }
         let t_start = Instant::now();
-        // Reuse the cached prefix (multi-turn chat), always recomputing at least
-        // the last prompt token to get its logits.
+        // Reuse the cached prefix (multi-turn chat) so that the result is the
+        // one a cold prefill gives (ADR 011): a token's arithmetic depends on
+        // whether it runs alone (decode kernels) or in a chunk of two or more
+        // (prefill kernels), so only positions computed as prompt tokens are
+        // reused (not the previous answer), and at least the last two prompt
+        // tokens are recomputed, in one chunk, never a chunk of one.
         let common = self
             .cached
             .iter()
             .zip(ids)
             .take_while(|(a, b)| a == b)
             .count()
-            .min(ids.len() - 1);
+            .min(self.prompt_cached)
+            .min(ids.len().saturating_sub(2));
         let mut pos = if common > 0 && self.backbone.truncate(common) {
             common
         } else {
@@ -455,11 +467,17 @@ impl TextEngine {
         let chunk = self.backbone.prefill_chunk().max(1);
         let mut logits = Vec::new();
         while pos < ids.len() {
-            let end = (pos + chunk).min(ids.len());
+            let mut end = (pos + chunk).min(ids.len());
+            // Never leave one token for a chunk of its own: take it along.
+            if ids.len() - end == 1 {
+                end += 1;
+            }
             logits = self.backbone.forward(&ids[pos..end], pos)?;
             self.cached.extend_from_slice(&ids[pos..end]);
             pos = end;
         }
+        // A one-token prompt ran alone (as it does cold): not a prefix to reuse.
+        self.prompt_cached = if ids.len() >= 2 { ids.len() } else { 0 };
 
         let mut sampler = Sampler::new(params);
         let mut history: Vec<u32> = ids.to_vec();

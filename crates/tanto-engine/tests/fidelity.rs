@@ -360,3 +360,54 @@ fn gguf_kv_cache_growth_and_chunking_keep_logits_identical() {
         assert_eq!(a.forward(&[t], p).unwrap(), b.forward(&[t], p).unwrap());
     }
 }
+
+/// Greedy results are a function of the request alone: the same prompt cold,
+/// again on a warm cache, after other prompts, and a multi-turn continuation
+/// whose prefix (prompt and previous answer) is cached, all give the ids of a
+/// cold run (ADR 011).
+#[test]
+fn gguf_results_do_not_depend_on_the_prefix_cache() {
+    let Some(models) = models_dir("gguf_results_do_not_depend_on_the_prefix_cache") else {
+        return;
+    };
+    let fx = fixture("llama_cpp_greedy.json");
+    let mut m = TextEngine::load(&gguf_plan(&models), &LoadOptions { threads: Some(2) }).unwrap();
+    let gen = |m: &mut TextEngine, p: &[u32]| {
+        m.generate_ids(p, &greedy(16), &mut |_| Flow::Continue)
+            .unwrap()
+            .token_ids
+    };
+    let prompts: Vec<Vec<u32>> = fx["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| ids(&c["prompt_ids"]))
+        .collect();
+    let cold: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| {
+            m.clear_cache();
+            gen(&mut m, p)
+        })
+        .collect();
+    for (p, c) in prompts.iter().zip(&cold) {
+        assert_eq!(&gen(&mut m, p), c, "first warm run");
+        assert_eq!(&gen(&mut m, p), c, "second warm run");
+    }
+    for (p, c) in prompts.iter().zip(&cold).rev() {
+        assert_eq!(&gen(&mut m, p), c, "after other prompts");
+    }
+    // A continuation: the previous prompt and answer, then more prompt tokens.
+    for (p, c) in prompts.iter().zip(&cold) {
+        let next: Vec<u32> = p
+            .iter()
+            .chain(c)
+            .chain(&p[p.len() - 3..])
+            .copied()
+            .collect();
+        gen(&mut m, p);
+        let warm = gen(&mut m, &next);
+        m.clear_cache();
+        assert_eq!(warm, gen(&mut m, &next), "continuation on a warm cache");
+    }
+}
