@@ -397,6 +397,11 @@ fn gguf_results_do_not_depend_on_the_prefix_cache() {
     for (p, c) in prompts.iter().zip(&cold).rev() {
         assert_eq!(&gen(&mut m, p), c, "after other prompts");
     }
+    // One thread gives the same as two.
+    let mut one = TextEngine::load(&gguf_plan(&models), &LoadOptions { threads: Some(1) }).unwrap();
+    for (p, c) in prompts.iter().zip(&cold) {
+        assert_eq!(&gen(&mut one, p), c, "one thread");
+    }
     // A continuation: the previous prompt and answer, then more prompt tokens.
     for (p, c) in prompts.iter().zip(&cold) {
         let next: Vec<u32> = p
