@@ -49,6 +49,8 @@ enum Command {
     Convert(cmd::hub::ConvertArgs),
     /// Publish a model folder to the Hugging Face hub in one commit
     Push(cmd::push::Args),
+    /// List the models a running `tanto serve` has loaded
+    Ps(cmd::ps::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
 }
@@ -94,6 +96,7 @@ impl Command {
             Command::Clone(a) => ("clone", a.json),
             Command::Convert(a) => ("convert", a.json),
             Command::Push(a) => ("push", a.json),
+            Command::Ps(a) => ("ps", a.json),
             Command::Completions { .. } => ("completions", false),
         }
     }
@@ -162,6 +165,7 @@ fn real_main() -> i32 {
         Command::Clone(a) => cmd::hub::clone(a),
         Command::Convert(a) => cmd::hub::convert(a),
         Command::Push(a) => cmd::push::run(a),
+        Command::Ps(a) => cmd::ps::run(a),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tanto", &mut std::io::stdout());
             Ok(output::EXIT_OK)

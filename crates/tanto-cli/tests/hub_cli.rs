@@ -354,3 +354,67 @@ fn push_check_only_dry_run_then_push_and_pull_back() {
     assert_eq!(json_of(&o)["error"]["tanto_type"], "unhealthy_model");
     assert_eq!(env.requests(), before);
 }
+
+#[test]
+fn ps_lists_what_a_running_server_has_loaded() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let (dir, _) = embed_fixture();
+    let env = Env::new(vec![]);
+    let mut server = Command::new(BIN)
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--allow-paths",
+            "--keep-alive",
+            "10m",
+        ])
+        .env("HOME", env.tmp.path())
+        .env("HF_HUB_CACHE", env.cache())
+        .env("TANTO_MEMORY_AVAILABLE", "16G")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().rsplit(':').next().unwrap().to_string();
+    let ps = |extra: &[&str]| {
+        let mut a = vec!["ps", "--port", port.as_str()];
+        a.extend_from_slice(extra);
+        env.run(&a, &[])
+    };
+    let o = ps(&["--json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(json_of(&o)["data"]["models"], serde_json::json!([]));
+    // Load the embedder through the API, then ps shows it.
+    let model = dir.canonicalize().unwrap().display().to_string();
+    let r = reqwest::blocking::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/embeddings"))
+        .json(&serde_json::json!({"model": model, "input": "hello"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v = json_of(&ps(&["--json"]));
+    let m = &v["data"]["models"][0];
+    assert_eq!(m["name"], model.as_str(), "{v:#}");
+    assert!(m["expires_in_s"].as_u64().unwrap() > 500);
+    let o = ps(&[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.starts_with("NAME"), "{text}");
+    assert!(text.contains("fifo") && text.contains("10 min"), "{text}");
+    let _ = server.kill();
+    let _ = server.wait();
+    // No server: a clear error, exit 1.
+    let o = ps(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no tanto server answers"));
+}

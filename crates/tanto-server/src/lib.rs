@@ -16,6 +16,7 @@ mod error;
 mod guard;
 mod logging;
 mod manager;
+mod metrics;
 mod openai;
 mod routes;
 mod sse;

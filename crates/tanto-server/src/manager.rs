@@ -76,6 +76,10 @@ pub const SERVED: &[Request] = &[
 /// Embedding jobs queued or running per model before new ones get 429.
 pub const MAX_EMBED_QUEUE: usize = 64;
 
+/// Generations queued or running per model before new ones get 429: the
+/// queue is bounded, never unbounded memory.
+pub const MAX_TEXT_QUEUE: usize = 64;
+
 /// Transcriptions queued or running per model before new ones get 429 (each
 /// holds its decoded audio: up to ~230 MB for a 1-hour file).
 pub const MAX_SPEECH_QUEUE: usize = 16;
@@ -157,12 +161,94 @@ pub struct Loaded {
     /// Jobs queued or running.
     active: Arc<AtomicUsize>,
     last_used: Arc<Mutex<Instant>>,
+    /// A request's `keep_alive` for this model (None: the server's).
+    keep_alive: Mutex<Option<KeepAlive>>,
+}
+
+/// How long an idle model stays loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepAlive {
+    /// Unload once idle for this long (zero: as soon as it is idle).
+    For(Duration),
+    Forever,
+}
+
+impl KeepAlive {
+    /// A request's `keep_alive`: a duration string (`"10m"`, `"30s"`), a
+    /// number of seconds, `0` (unload after this request) or a negative
+    /// number (keep loaded), as Ollama takes it.
+    pub fn parse(v: &serde_json::Value) -> Result<KeepAlive, String> {
+        let secs = |s: f64| {
+            if s < 0.0 {
+                Ok(KeepAlive::Forever)
+            } else if s.is_finite() && s < 1e9 {
+                Ok(KeepAlive::For(Duration::from_secs_f64(s)))
+            } else {
+                Err(format!("keep_alive {s} is out of range"))
+            }
+        };
+        match v {
+            serde_json::Value::Number(n) => secs(n.as_f64().unwrap_or(f64::NAN)),
+            serde_json::Value::String(s) => {
+                let t = s.trim();
+                let bad =
+                    || format!("keep_alive '{s}' is not a duration (e.g. \"10m\", \"30s\", 0, -1)");
+                match t.strip_prefix('-') {
+                    Some(neg) => tanto_core::duration::parse_duration(neg)
+                        .map(|_| KeepAlive::Forever)
+                        .map_err(|_| bad()),
+                    None => tanto_core::duration::parse_duration(t)
+                        .map(KeepAlive::For)
+                        .map_err(|_| bad()),
+                }
+            }
+            _ => Err("keep_alive must be a duration string or a number of seconds".into()),
+        }
+    }
 }
 
 impl Loaded {
-    /// Queue a job (FIFO behind the model's other jobs).
+    /// Queue a job (FIFO behind the model's other jobs); 429 when
+    /// [`MAX_TEXT_QUEUE`] are waiting.
     pub fn submit(&self, job: Job) -> Result<(), ApiError> {
+        if self.queued() >= MAX_TEXT_QUEUE {
+            return Err(ApiError::new(
+                ErrorType::Overloaded,
+                format!(
+                    "Model '{}' has {} requests queued; retry shortly",
+                    self.id,
+                    self.queued()
+                ),
+            ));
+        }
         self.send(Work::Generate(job))
+    }
+
+    /// Set this model's keep-alive from a request (applies from now on).
+    pub fn set_keep_alive(&self, k: KeepAlive) {
+        if let Ok(mut g) = self.keep_alive.lock() {
+            *g = Some(k);
+        }
+        self.touch();
+    }
+
+    /// The keep-alive in force: the last request's, else the server's
+    /// (`server` zero: never unloaded when idle).
+    pub fn keep_alive(&self, server: Duration) -> KeepAlive {
+        match self.keep_alive.lock().ok().and_then(|g| *g) {
+            Some(k) => k,
+            None if server.is_zero() => KeepAlive::Forever,
+            None => KeepAlive::For(server),
+        }
+    }
+
+    /// When an idle model would be unloaded from now: `None` for pinned or
+    /// kept-forever models.
+    pub fn expires_in(&self, server: Duration) -> Option<Duration> {
+        match (self.pinned, self.keep_alive(server)) {
+            (false, KeepAlive::For(d)) => Some(d.saturating_sub(self.idle_for())),
+            _ => None,
+        }
     }
 
     /// Queue an embeddings job; 429 when [`MAX_EMBED_QUEUE`] are waiting.
@@ -581,6 +667,7 @@ impl Manager {
                                 jobs: Mutex::new(jtx),
                                 active,
                                 last_used,
+                                keep_alive: Mutex::new(None),
                             }))
                         }
                         Err(e) => Err(ApiError::new(
@@ -617,19 +704,18 @@ impl Manager {
         });
     }
 
-    /// Unload models idle for longer than `keep_alive` (pinned ones stay).
+    /// Unload models idle for longer than their keep-alive (a request's, else
+    /// `keep_alive`; pinned ones stay).
     pub fn reap_idle(&self, keep_alive: Duration) {
-        if keep_alive.is_zero() {
-            return;
-        }
         let mut slots = self.slots.lock().expect("manager lock");
         let victims: Vec<String> = slots
             .map
             .iter()
             .filter_map(|(k, s)| match s {
-                Slot::Ready(l) if !l.pinned && l.queued() == 0 && l.idle_for() >= keep_alive => {
-                    Some(k.clone())
-                }
+                Slot::Ready(l) if !l.pinned && l.queued() == 0 => match l.keep_alive(keep_alive) {
+                    KeepAlive::For(d) if l.idle_for() >= d => Some(k.clone()),
+                    _ => None,
+                },
                 _ => None,
             })
             .collect();
@@ -639,6 +725,24 @@ impl Manager {
             }
             slots.aliases.retain(|_, v| *v != k);
         }
+    }
+
+    /// Unload the loaded model whose id (or key) is `id`; false when none is.
+    /// A request in flight finishes; the worker exits after it.
+    pub fn unload(&self, id: &str) -> bool {
+        let mut slots = self.slots.lock().expect("manager lock");
+        let key = slots.map.iter().find_map(|(k, s)| match s {
+            Slot::Ready(l) if l.id == id || l.key == id => Some(k.clone()),
+            _ => None,
+        });
+        let key = key.or_else(|| slots.aliases.get(id).cloned());
+        let Some(k) = key else { return false };
+        let removed = matches!(slots.map.remove(&k), Some(Slot::Ready(_)));
+        slots.aliases.retain(|_, v| *v != k);
+        if removed {
+            tracing::info!(model = %id, "unloading model on request");
+        }
+        removed
     }
 
     /// Drop every model (workers exit after their current job).

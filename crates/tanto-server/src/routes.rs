@@ -44,6 +44,7 @@ pub struct AppState {
     shutdown_tx: watch::Sender<bool>,
     shutdown_rx: watch::Receiver<bool>,
     started: Instant,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -62,6 +63,7 @@ impl AppState {
             shutdown_tx,
             shutdown_rx,
             started: Instant::now(),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
         }))
     }
 
@@ -86,7 +88,9 @@ fn router(state: Arc<AppState>) -> Router {
     let mut app = Router::new()
         .route("/health", get(health))
         .route("/v1/models", get(list_models))
-        .route("/v1/models/{*id}", get(get_model))
+        .route("/v1/models/{*id}", get(get_model).post(unload_model))
+        .route("/api/ps", get(ps))
+        .route("/metrics", get(metrics))
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
@@ -101,7 +105,8 @@ fn router(state: Arc<AppState>) -> Router {
     if let Some(cors) = cors_layer(&state.cfg.cors_origins) {
         app = app.layer(cors);
     }
-    app.layer(middleware::from_fn(front)).with_state(state)
+    app.layer(middleware::from_fn_with_state(state.clone(), front))
+        .with_state(state)
 }
 
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
@@ -166,7 +171,7 @@ fn check_auth(key: &str, req: &Request) -> Result<(), ApiError> {
 }
 
 /// Request id, error rendering, access log.
-async fn front(mut req: Request, next: Next) -> Response {
+async fn front(State(st): St, mut req: Request, next: Next) -> Response {
     let t0 = Instant::now();
     let rid = req
         .headers()
@@ -180,6 +185,11 @@ async fn front(mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let mut resp = next.run(req).await;
+    st.metrics.request(&path, resp.status().as_u16());
+    if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
 
     if let Some(PendingError(e)) = resp.extensions_mut().remove::<PendingError>() {
         // Keep the headers (CORS, …); replace the body with the one naming the request id.
@@ -221,7 +231,11 @@ async fn gate(State(st): St, req: Request, next: Next) -> Response {
         return e.into_response();
     }
     let path = req.uri().path();
-    let is_v1 = path.starts_with("/v1/") || path == "/v1";
+    // The key guards the API and what describes the loaded models.
+    let is_v1 = path.starts_with("/v1/")
+        || path == "/v1"
+        || path.starts_with("/api/")
+        || path == "/metrics";
     if st.is_shutting_down() && path != "/health" {
         return ApiError::shutting_down().into_response();
     }
@@ -241,7 +255,7 @@ async fn not_found(req: Request) -> ApiError {
     ApiError::new(
         ErrorType::InvalidRequest,
         format!(
-            "No route {} {}; tanto serve has GET /health, GET /v1/models, GET /v1/models/{{id}}, POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, POST /v1/audio/transcriptions, POST /v1/audio/translations",
+            "No route {} {}; tanto serve has GET /health, GET /v1/models, GET /v1/models/{{id}}, POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, POST /v1/audio/transcriptions, POST /v1/audio/translations, GET /api/ps, POST /v1/models/{{id}}/unload, GET /metrics",
             req.method(),
             req.uri().path()
         ),
@@ -291,6 +305,104 @@ async fn health(State(st): St) -> Response {
         code,
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
+    )
+        .into_response()
+}
+
+/// A request's `keep_alive` (an Ollama extension): 400 when malformed.
+fn keep_alive_of(body: &Value) -> Result<Option<manager::KeepAlive>, ApiError> {
+    match body.get("keep_alive") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => manager::KeepAlive::parse(v)
+            .map(Some)
+            .map_err(|m| ApiError::new(ErrorType::InvalidRequest, m).with_param("keep_alive")),
+    }
+}
+
+/// `GET /api/ps`: the loaded models, as Ollama's `/api/ps` lists them, plus
+/// tanto's fields (queue, mode, capabilities, keep-alive).
+async fn ps(State(st): St) -> Response {
+    let server_keep = st.cfg.keep_alive;
+    let now = time::OffsetDateTime::now_utc();
+    let models: Vec<Value> = st
+        .manager
+        .loaded()
+        .iter()
+        .map(|l| {
+            let expires_in = l.expires_in(server_keep);
+            let expires_at = expires_in.and_then(|d| {
+                (now + d)
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            });
+            json!({
+                "name": l.id,
+                "model": l.id,
+                "key": l.key,
+                "size": l.memory_bytes,
+                "size_vram": 0,
+                "expires_at": expires_at,
+                "expires_in_s": expires_in.map(|d| d.as_secs()),
+                "pinned": l.pinned,
+                "queued": l.queued(),
+                "mode": "fifo",
+                "slots": 1,
+                "capabilities": l.capabilities,
+                "context_length": l.info.context_length,
+                "details": {"family": l.info.architecture},
+            })
+        })
+        .collect();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({ "models": models }).to_string(),
+    )
+        .into_response()
+}
+
+/// `POST /v1/models/{id}/unload`: drop a loaded model now (a request in
+/// flight finishes first). 404 when it is not loaded.
+async fn unload_model(State(st): St, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let Some(id) = id.strip_suffix("/unload") else {
+        return Err(ApiError::new(
+            ErrorType::InvalidRequest,
+            format!(
+                "No route POST /v1/models/{id}; to unload a model: POST /v1/models/{id}/unload"
+            ),
+        )
+        .with_status(StatusCode::METHOD_NOT_ALLOWED));
+    };
+    if !st.manager.unload(id) {
+        return Err(ApiError::new(
+            ErrorType::ModelNotFound,
+            format!("Model '{id}' is not loaded; GET /api/ps lists the loaded models"),
+        ));
+    }
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"id": id, "object": "model", "unloaded": true}).to_string(),
+    )
+        .into_response())
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(st): St) -> Response {
+    let models: Vec<crate::metrics::ModelGauge> = st
+        .manager
+        .loaded()
+        .iter()
+        .map(|l| crate::metrics::ModelGauge {
+            id: l.id.clone(),
+            queued: l.queued(),
+            bytes: l.memory_bytes,
+        })
+        .collect();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(&models),
     )
         .into_response()
 }
@@ -543,6 +655,7 @@ async fn generate(
 ) -> Result<Response, ApiError> {
     let t0 = Instant::now();
     let body = read_json(req, st.cfg.body_limit).await?;
+    let keep_alive = keep_alive_of(&body)?;
     let default_model = st.manager.default_model.as_deref();
     let g = match endpoint {
         Endpoint::Chat => openai::parse_chat(&body, default_model)?,
@@ -550,6 +663,9 @@ async fn generate(
     };
     drop(body);
     let model = st.manager.acquire(&g.model, g.request).await?;
+    if let Some(k) = keep_alive {
+        model.set_keep_alive(k);
+    }
     check_prompt_size(&g.prompt, model.info.context_length, endpoint)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     model.submit(Job {
@@ -577,6 +693,7 @@ async fn generate(
         }
     };
     let log = LogCtx {
+        metrics: st.metrics.clone(),
         request_id,
         model: model.id.clone(),
         t0,
@@ -622,12 +739,16 @@ async fn embeddings(
     use openai::embeddings as emb;
     let t0 = Instant::now();
     let body = read_json(req, st.cfg.body_limit).await?;
+    let keep_alive = keep_alive_of(&body)?;
     let r = emb::parse_embeddings(&body, st.manager.default_model.as_deref())?;
     drop(body);
     let model = st
         .manager
         .acquire(&r.model, PolicyRequest::Embeddings)
         .await?;
+    if let Some(k) = keep_alive {
+        model.set_keep_alive(k);
+    }
     let info = model.embed_info.clone().ok_or_else(|| {
         ApiError::new(
             ErrorType::InternalError,
@@ -881,7 +1002,8 @@ where
     let keep_alive = state.cfg.keep_alive;
     let reaper = {
         let m = state.manager.clone();
-        let tick = (keep_alive / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
+        // Often enough for a request's `keep_alive: 0` to unload promptly.
+        let tick = (keep_alive / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         tokio::spawn(async move {
             let mut iv = tokio::time::interval(tick);
             loop {

@@ -20,6 +20,7 @@ use crate::openai::{finish_str, Endpoint, Meta};
 
 /// What a finished request logs.
 pub struct LogCtx {
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub request_id: String,
     pub model: String,
     pub t0: Instant,
@@ -30,6 +31,12 @@ pub struct LogCtx {
 impl LogCtx {
     fn done(&self, out: &GenerationOutput, ttft: Option<Duration>, stream: bool) {
         let total = self.t0.elapsed();
+        self.metrics.generation(
+            out.usage.prompt_tokens,
+            out.usage.completion_tokens,
+            ttft,
+            out.timings.decode,
+        );
         tracing::info!(
             request_id = %self.request_id,
             model = %self.model,

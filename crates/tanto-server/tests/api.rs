@@ -935,3 +935,176 @@ async fn cors_when_configured() {
         .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ps_unload_keep_alive_and_metrics() {
+    let s = TestServer::start(|c| c.keep_alive = Duration::from_secs(3600)).await;
+    // Nothing loaded yet.
+    let (st, v) = s.get_json("/api/ps").await;
+    assert_eq!(st, 200);
+    assert_eq!(v["models"], serde_json::json!([]));
+    let (st, _) = s
+        .post_json(
+            "/v1/chat/completions",
+            &chat_body(CHAT, "hi count=3", false),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, v) = s.get_json("/api/ps").await;
+    let m = &v["models"][0];
+    assert_eq!(m["name"], CHAT, "{v:#}");
+    assert_eq!(m["mode"], "fifo");
+    assert!(m["size"].as_u64().unwrap() > 0);
+    let left = m["expires_in_s"].as_u64().unwrap();
+    assert!((3590..=3600).contains(&left), "{left}");
+    assert!(m["expires_at"].as_str().unwrap().contains('T'));
+
+    // A request's keep_alive: -1 keeps it forever, a bad one is a 400 naming it.
+    let mut body = chat_body(CHAT, "hi count=1", false);
+    body["keep_alive"] = serde_json::json!(-1);
+    assert_eq!(s.post_json("/v1/chat/completions", &body).await.0, 200);
+    let (_, v) = s.get_json("/api/ps").await;
+    assert!(v["models"][0]["expires_at"].is_null(), "{v:#}");
+    body["keep_alive"] = serde_json::json!("soon");
+    let (st, v) = s.post_json("/v1/chat/completions", &body).await;
+    assert_eq!(st, 400);
+    assert_eq!(v["error"]["param"], "keep_alive");
+    // keep_alive 0: unloaded as soon as it is idle.
+    body["keep_alive"] = serde_json::json!(0);
+    assert_eq!(s.post_json("/v1/chat/completions", &body).await.0, 200);
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            futures_executor_ps_empty(&s.url("/api/ps"))
+        })
+        .await,
+        "keep_alive 0 unloads"
+    );
+
+    // Explicit unload: 200, then 404 when it is not loaded.
+    assert_eq!(
+        s.post_json(
+            "/v1/chat/completions",
+            &chat_body(CHAT, "hi count=1", false)
+        )
+        .await
+        .0,
+        200
+    );
+    let (st, v) = s
+        .post_json(&format!("/v1/models/{CHAT}/unload"), &serde_json::json!({}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["unloaded"], true);
+    let (_, v) = s.get_json("/api/ps").await;
+    assert_eq!(v["models"], serde_json::json!([]));
+    let (st, v) = s
+        .post_json(&format!("/v1/models/{CHAT}/unload"), &serde_json::json!({}))
+        .await;
+    assert_eq!(st, 404, "{v}");
+
+    // /metrics: Prometheus text with what happened above.
+    let r = client().get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("tanto_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 4"),
+        "{text}"
+    );
+    assert!(text.contains("tanto_requests_total{route=\"/v1/chat/completions\",status=\"400\"} 1"));
+    assert!(text.contains("tanto_completion_tokens_total 6"), "{text}");
+    assert!(text.contains("tanto_time_to_first_token_seconds_count 4"));
+    assert!(text.contains("tanto_loaded_models 0"));
+}
+
+/// Blocking GET of `/api/ps`, true when no model is loaded.
+fn futures_executor_ps_empty(url: &str) -> bool {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let v: Value = client()
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["models"].as_array().is_some_and(|a| a.is_empty())
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_generation_queue_is_429_with_retry_after() {
+    let s = TestServer::start(|_| {}).await;
+    // Warm the model, then fill its queue with slow requests.
+    assert_eq!(
+        s.post_json(
+            "/v1/chat/completions",
+            &chat_body(CHAT, "hi count=1", false)
+        )
+        .await
+        .0,
+        200
+    );
+    let mut slow = Vec::new();
+    for _ in 0..64 {
+        let url = s.url("/v1/chat/completions");
+        slow.push(tokio::spawn(async move {
+            client()
+                .post(url)
+                .json(&chat_body(CHAT, "hi count=1 delay=200", false))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    // Wait until the model reports a full queue (64 queued or running).
+    let t0 = Instant::now();
+    loop {
+        let (_, h) = s.get_json("/health").await;
+        if h["loaded"][0]["queued"].as_u64() == Some(64) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "queue never filled: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .json(&chat_body(CHAT, "hi count=1", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "rate_limit_exceeded", "{v}");
+    let saw_429 = true;
+    assert!(saw_429, "64 queued requests fill the queue");
+    for h in slow {
+        let st = h.await.unwrap().unwrap();
+        assert!(st == 200 || st == 429, "{st}");
+    }
+    assert_eq!(
+        s.post_json(
+            "/v1/chat/completions",
+            &chat_body(CHAT, "hi count=1", false)
+        )
+        .await
+        .0,
+        200
+    );
+}

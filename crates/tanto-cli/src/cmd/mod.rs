@@ -7,6 +7,7 @@ pub mod health;
 pub mod hub;
 pub mod interrupt;
 pub mod list;
+pub mod ps;
 pub mod push;
 pub mod rm;
 pub mod run;
