@@ -20,6 +20,7 @@ mod metrics;
 mod openai;
 mod routes;
 mod sse;
+mod upstream;
 mod util;
 
 use std::future::Future;
@@ -108,6 +109,13 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// Close a connection with no request in flight after this long.
     pub idle_timeout: Duration,
+    /// OpenAI-compatible servers (vLLM, another tanto) that take requests for
+    /// models this one does not have or may not load.
+    pub upstreams: Vec<String>,
+    /// Longest wait for an upstream's response headers (then 504).
+    pub upstream_timeout: Duration,
+    /// Bearer key sent to the upstreams.
+    pub upstream_key: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -133,6 +141,9 @@ impl Default for ServeConfig {
             allowed_hosts: Vec::new(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            upstreams: Vec::new(),
+            upstream_timeout: Duration::from_secs(120),
+            upstream_key: None,
         }
     }
 }
@@ -145,6 +156,8 @@ impl std::fmt::Debug for ServeConfig {
             .field("model", &self.model)
             .field("max_tokens", &self.max_tokens)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("upstreams", &self.upstreams)
+            .field("upstream_timeout", &self.upstream_timeout)
             .field("cors_origins", &self.cors_origins)
             .field("log_json", &self.log_json)
             .field("log_level", &self.log_level)

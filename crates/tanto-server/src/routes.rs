@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -45,6 +45,7 @@ pub struct AppState {
     shutdown_rx: watch::Receiver<bool>,
     started: Instant,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub upstreams: Arc<crate::upstream::Upstreams>,
 }
 
 impl AppState {
@@ -54,6 +55,11 @@ impl AppState {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let hosts = HostPolicy::new(&cfg.host, &cfg.allowed_hosts);
         let origins = OriginPolicy::new(&cfg.cors_origins);
+        let upstreams = Arc::new(crate::upstream::Upstreams::new(
+            &cfg.upstreams,
+            cfg.upstream_timeout,
+            cfg.upstream_key.clone(),
+        )?);
         Ok(Arc::new(Self {
             cfg,
             manager,
@@ -64,6 +70,7 @@ impl AppState {
             shutdown_rx,
             started: Instant::now(),
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            upstreams,
         }))
     }
 
@@ -309,6 +316,30 @@ async fn health(State(st): St) -> Response {
         .into_response()
 }
 
+/// A local refusal that an upstream may take instead: the model is not here
+/// (404) or the memory gate refuses it (507). Other errors, and models no
+/// upstream lists, keep the local answer.
+async fn route_or(
+    st: &AppState,
+    e: ApiError,
+    model: &str,
+    path: &str,
+    raw: Bytes,
+    request_id: &str,
+) -> Result<Response, ApiError> {
+    let routable = matches!(
+        e.kind,
+        ErrorType::ModelNotFound | ErrorType::InsufficientMemory
+    );
+    if !routable || st.upstreams.is_empty() {
+        return Err(e);
+    }
+    match st.upstreams.forward(model, path, raw, request_id).await {
+        Some(r) => r,
+        None => Err(e),
+    }
+}
+
 /// A request's `keep_alive` (an Ollama extension): 400 when malformed.
 fn keep_alive_of(body: &Value) -> Result<Option<manager::KeepAlive>, ApiError> {
     match body.get("keep_alive") {
@@ -484,7 +515,16 @@ async fn list_models(State(st): St) -> Result<Response, ApiError> {
         pb.cmp(&pa)
             .then_with(|| a.2["id"].as_str().cmp(&b.2["id"].as_str()))
     });
-    let body = json!({ "object": "list", "data": data.into_iter().map(|(_, _, v)| v).collect::<Vec<_>>() });
+    let mut list: Vec<Value> = data.into_iter().map(|(_, _, v)| v).collect();
+    if !st.upstreams.is_empty() {
+        st.upstreams.refresh().await;
+        let local: Vec<String> = list
+            .iter()
+            .filter_map(|v| v["id"].as_str().map(str::to_string))
+            .collect();
+        list.extend(st.upstreams.models(&local));
+    }
+    let body = json!({ "object": "list", "data": list });
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
@@ -548,8 +588,9 @@ async fn drain(body: Body) {
     let _ = tokio::time::timeout(Duration::from_secs(10), discard).await;
 }
 
-/// Read the body as JSON within the size limit and [`BODY_READ_TIMEOUT`].
-async fn read_json(req: Request, limit: usize) -> Result<Value, ApiError> {
+/// Read the body as JSON within the size limit and [`BODY_READ_TIMEOUT`], with
+/// its bytes (forwarded unchanged when an upstream takes the request).
+async fn read_json_bytes(req: Request, limit: usize) -> Result<(Value, Bytes), ApiError> {
     guard::require_json(&req)?;
     let too_large = || {
         ApiError::new(
@@ -604,13 +645,14 @@ async fn read_json(req: Request, limit: usize) -> Result<Value, ApiError> {
             "The request body is empty; send a JSON object",
         ));
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(
             ErrorType::InvalidRequest,
             format!("The request body is not valid JSON: {e}"),
         )
         .with_code("invalid_json")
-    })
+    })?;
+    Ok((v, bytes))
 }
 
 async fn chat_completions(
@@ -654,7 +696,7 @@ async fn generate(
     endpoint: Endpoint,
 ) -> Result<Response, ApiError> {
     let t0 = Instant::now();
-    let body = read_json(req, st.cfg.body_limit).await?;
+    let (body, raw) = read_json_bytes(req, st.cfg.body_limit).await?;
     let keep_alive = keep_alive_of(&body)?;
     let default_model = st.manager.default_model.as_deref();
     let g = match endpoint {
@@ -662,7 +704,16 @@ async fn generate(
         Endpoint::Completion => openai::parse_completion(&body, default_model)?,
     };
     drop(body);
-    let model = st.manager.acquire(&g.model, g.request).await?;
+    let model = match st.manager.acquire(&g.model, g.request).await {
+        Ok(m) => m,
+        Err(e) => {
+            let path = match endpoint {
+                Endpoint::Chat => "/v1/chat/completions",
+                Endpoint::Completion => "/v1/completions",
+            };
+            return route_or(&st, e, &g.model, path, raw, &request_id).await;
+        }
+    };
     if let Some(k) = keep_alive {
         model.set_keep_alive(k);
     }
@@ -738,14 +789,18 @@ async fn embeddings(
 ) -> Result<Response, ApiError> {
     use openai::embeddings as emb;
     let t0 = Instant::now();
-    let body = read_json(req, st.cfg.body_limit).await?;
+    let (body, raw) = read_json_bytes(req, st.cfg.body_limit).await?;
     let keep_alive = keep_alive_of(&body)?;
     let r = emb::parse_embeddings(&body, st.manager.default_model.as_deref())?;
     drop(body);
-    let model = st
+    let model = match st
         .manager
         .acquire(&r.model, PolicyRequest::Embeddings)
-        .await?;
+        .await
+    {
+        Ok(m) => m,
+        Err(e) => return route_or(&st, e, &r.model, "/v1/embeddings", raw, &rid.0).await,
+    };
     if let Some(k) = keep_alive {
         model.set_keep_alive(k);
     }

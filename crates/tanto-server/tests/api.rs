@@ -1108,3 +1108,184 @@ async fn a_full_generation_queue_is_429_with_retry_after() {
         200
     );
 }
+
+// ---------------------------------------------------------------------------
+// Scale-out: a second tanto serve stands in for vLLM (same OpenAI surface).
+
+/// A front server with no models of its own, routing to `ups`.
+async fn front_to(
+    ups: &[&TestServer],
+    empty: &std::path::Path,
+    tweak: impl FnOnce(&mut tanto_server::ServeConfig),
+) -> TestServer {
+    let urls: Vec<String> = ups.iter().map(|u| u.base.clone()).collect();
+    let empty = empty.to_path_buf();
+    TestServer::start(move |c| {
+        c.stores = Some(tanto_core::resolve::Stores {
+            cache: empty,
+            workspace_home: None,
+        });
+        c.upstreams = urls;
+        tweak(c);
+    })
+    .await
+}
+
+/// SSE events with the per-response fields (`id`, `created`) blanked.
+fn normalized(events: &[Value]) -> Vec<Value> {
+    events
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e["id"] = Value::Null;
+            e["created"] = Value::Null;
+            e
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_takes_models_this_server_lacks() {
+    let up = TestServer::start(|_| {}).await;
+    let empty = tempfile::tempdir().unwrap();
+    let front = front_to(&[&up], empty.path(), |_| {}).await;
+    // Its /v1/models lists the upstream's, marked with where they run.
+    let (st, v) = front.get_json("/v1/models").await;
+    assert_eq!(st, 200);
+    let m = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == CHAT)
+        .cloned()
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(m["upstream"], up.base.as_str());
+    // A streamed answer through the front is the direct one, event for event.
+    let body = chat_body(CHAT, "hi count=4", true);
+    let direct = client()
+        .post(up.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (d_events, d_done) = read_sse(direct).await;
+    let routed = client()
+        .post(front.url("/v1/chat/completions"))
+        .header("x-request-id", "trace-abc-123")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(routed.status(), 200);
+    assert_eq!(routed.headers()["x-request-id"], "trace-abc-123");
+    assert_eq!(routed.headers()["x-tanto-upstream"], up.base.as_str());
+    assert!(routed.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let (r_events, r_done) = read_sse(routed).await;
+    assert!(d_done && r_done);
+    assert_eq!(normalized(&r_events), normalized(&d_events));
+    // Non-streamed too; nothing was loaded on the front.
+    let (st, v) = front
+        .post_json(
+            "/v1/chat/completions",
+            &chat_body(CHAT, "hi count=2", false),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(front.counters.loads.load(Ordering::SeqCst), 0);
+    assert!(up.counters.generations.load(Ordering::SeqCst) >= 3);
+    // A model nobody has: the local 404, not an upstream error.
+    let (st, v) = front
+        .post_json(
+            "/v1/chat/completions",
+            &chat_body("nobody/has-this", "hi", false),
+        )
+        .await;
+    assert_eq!(st, 404, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_and_slow_upstreams_are_502_and_504() {
+    let mut up = TestServer::start(|_| {}).await;
+    let empty = tempfile::tempdir().unwrap();
+    let front = front_to(&[&up], empty.path(), |c| {
+        c.upstream_timeout = Duration::from_millis(400)
+    })
+    .await;
+    // Slow: no answer within the timeout.
+    let (st, v) = front
+        .post_json(
+            "/v1/chat/completions",
+            &chat_body(CHAT, "hi count=2 delay=1000", false),
+        )
+        .await;
+    assert_eq!(st, 504, "{v}");
+    assert_eq!(v["error"]["code"], "upstream_timeout");
+    // Dead: listed at the last refresh, gone now.
+    front.get_json("/v1/models").await;
+    up.shutdown();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (st, v) = front
+        .post_json("/v1/chat/completions", &chat_body(CHAT, "hi", false))
+        .await;
+    assert_eq!(st, 502, "{v}");
+    assert_eq!(v["error"]["code"], "upstream_unavailable");
+    // The front itself keeps serving.
+    assert_eq!(front.get_json("/health").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_upstreams_share_the_load() {
+    let a = TestServer::start(|_| {}).await;
+    let b = TestServer::start(|_| {}).await;
+    let empty = tempfile::tempdir().unwrap();
+    let front = front_to(&[&a, &b], empty.path(), |_| {}).await;
+    for _ in 0..40 {
+        let (st, _) = front
+            .post_json(
+                "/v1/chat/completions",
+                &chat_body(CHAT, "hi count=1", false),
+            )
+            .await;
+        assert_eq!(st, 200);
+    }
+    let (na, nb) = (
+        a.counters.generations.load(Ordering::SeqCst),
+        b.counters.generations.load(Ordering::SeqCst),
+    );
+    assert_eq!(na + nb, 40);
+    assert!((16..=24).contains(&na), "{na} / {nb}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_the_memory_gate_refuses_goes_upstream() {
+    let up = TestServer::start(|_| {}).await;
+    let base = up.base.clone();
+    // The front has the model but a budget it cannot fit in: 507 locally.
+    let front = TestServer::start(move |c| {
+        c.memory_budget = Some(1);
+        c.upstreams = vec![base];
+    })
+    .await;
+    let (st, v) = front
+        .post_json(
+            "/v1/chat/completions",
+            &chat_body(CHAT, "hi count=2", false),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        front.counters.loads.load(Ordering::SeqCst),
+        0,
+        "nothing loaded on the front"
+    );
+    assert_eq!(up.counters.generations.load(Ordering::SeqCst), 1);
+    // Without an upstream that lists it, the local 507 stands.
+    let alone = TestServer::start(|c| c.memory_budget = Some(1)).await;
+    let (st, _) = alone
+        .post_json("/v1/chat/completions", &chat_body(CHAT, "hi", false))
+        .await;
+    assert_eq!(st, 507);
+}

@@ -79,6 +79,21 @@ pub struct Args {
     /// Close a connection with no request in flight after this long (e.g. 30s)
     #[arg(long, env = "TANTO_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+    /// OpenAI-compatible server (vLLM, another tanto serve) for models this one
+    /// does not have or whose memory gate refuses them (repeatable)
+    #[arg(
+        long = "upstream",
+        env = "TANTO_UPSTREAMS",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub upstream: Vec<String>,
+    /// Longest wait for an upstream's response headers (then 504)
+    #[arg(long, env = "TANTO_UPSTREAM_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub upstream_timeout: Duration,
+    /// Bearer key for the upstreams (the clients' key is never forwarded)
+    #[arg(long, env = "TANTO_UPSTREAM_KEY", hide_env_values = true)]
+    pub upstream_key: Option<String>,
     /// Bytes of weights that may be loaded at once (e.g. 8G); default 70% of available memory
     #[arg(long, env = "TANTO_MEMORY_BUDGET", value_parser = parse_size)]
     pub memory_budget: Option<u64>,
@@ -129,6 +144,9 @@ pub fn run(a: Args) -> CmdResult {
         allowed_hosts: a.allowed_host,
         max_connections: a.max_connections,
         idle_timeout: a.idle_timeout,
+        upstreams: a.upstream,
+        upstream_timeout: a.upstream_timeout,
+        upstream_key: a.upstream_key.filter(|k| !k.is_empty()),
         ..ServeConfig::default()
     };
     match tanto_server::run_blocking(cfg) {
