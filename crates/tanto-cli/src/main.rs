@@ -51,6 +51,9 @@ enum Command {
     Push(cmd::push::Args),
     /// List the models a running `tanto serve` has loaded
     Ps(cmd::ps::Args),
+    /// Write a deployment for another engine (vLLM) that serves a cached model
+    #[command(subcommand)]
+    Deploy(cmd::deploy::Target),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
 }
@@ -97,6 +100,7 @@ impl Command {
             Command::Convert(a) => ("convert", a.json),
             Command::Push(a) => ("push", a.json),
             Command::Ps(a) => ("ps", a.json),
+            Command::Deploy(cmd::deploy::Target::Vllm(a)) => ("deploy", a.json),
             Command::Completions { .. } => ("completions", false),
         }
     }
@@ -166,6 +170,7 @@ fn real_main() -> i32 {
         Command::Convert(a) => cmd::hub::convert(a),
         Command::Push(a) => cmd::push::run(a),
         Command::Ps(a) => cmd::ps::run(a),
+        Command::Deploy(t) => cmd::deploy::run(t),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tanto", &mut std::io::stdout());
             Ok(output::EXIT_OK)

@@ -1267,3 +1267,56 @@ fn embed_query_prompt_and_refusals() {
     let v = env.json(&["embed", "org/chat", "hi"], 1);
     assert_eq!(v["error"]["tanto_type"], "capability_mismatch", "{v:#}");
 }
+
+#[test]
+fn deploy_vllm_mounts_the_cache_read_only_at_the_cached_snapshot() {
+    let env = Env::new();
+    let repo = env.cache.add("org/chat-model", &presets::hf_chat());
+    let commit = repo.main_commit().unwrap();
+    let cache = std::fs::canonicalize(env.cache.root()).unwrap();
+    let out = env.run(&["deploy", "vllm", "org/chat-model", "--port", "8011"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let y = &out.stdout;
+    for want in [
+        "\"--model\", \"org/chat-model\"".to_string(),
+        format!("\"--revision\", \"{commit}\""),
+        format!(
+            "{}:/hf/hub:ro",
+            serde_json::to_string(&cache.display().to_string()).unwrap()
+        ),
+        "HF_HUB_OFFLINE: \"1\"".to_string(),
+        "127.0.0.1:8011:8000".to_string(),
+        "tanto serve --upstream http://127.0.0.1:8011".to_string(),
+    ] {
+        assert!(y.contains(&want), "missing {want} in\n{y}");
+    }
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    // k8s: a read-only hostPath mount and a Service.
+    let out = env.run(&["deploy", "vllm", "org/chat-model", "--emit", "k8s"]);
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("kind: Deployment") && out.stdout.contains("kind: Service"));
+    assert!(out.stdout.contains("readOnly: true"));
+    // Embedders get vLLM's embedding task.
+    env.cache.add("org/emb", &presets::st_embedder());
+    let v = env.json(&["deploy", "vllm", "org/emb"], 0);
+    assert!(v["data"]["manifest"]
+        .as_str()
+        .unwrap()
+        .contains("\"--task\", \"embed\""));
+    // GGUF: a warning; MLX-quantized: refused, with the reason.
+    env.cache.add("org/chat-GGUF", &presets::gguf_chat());
+    let v = env.json(&["deploy", "vllm", "org/chat-GGUF"], 0);
+    assert!(
+        v["data"]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("experimental"),
+        "{v:#}"
+    );
+    env.cache.add("mlx-community/m-4bit", &presets::mlx_4bit());
+    let v = env.json(&["deploy", "vllm", "mlx-community/m-4bit"], 1);
+    assert_eq!(v["error"]["tanto_type"], "runtime_incompatible", "{v:#}");
+    // Not in the cache: the resolver's error.
+    let v = env.json(&["deploy", "vllm", "org/absent"], 1);
+    assert_eq!(v["error"]["tanto_type"], "model_not_found");
+}

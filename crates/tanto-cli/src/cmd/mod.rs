@@ -1,6 +1,7 @@
 //! One module per subcommand, plus the pieces `run` and chat share.
 
 pub mod chat;
+pub mod deploy;
 pub mod embed;
 pub mod generation;
 pub mod health;
