@@ -229,7 +229,9 @@ fn native_block_bytes(bits: u32) -> u64 {
 
 /// Read the `quantization` block against the tensors of all shards. Problems
 /// (code `quantization_mismatch`, or `config_invalid`) go into `f`; `None`
-/// when the block itself is unreadable.
+/// when the block itself is unreadable. Three phases: the tensors against
+/// the block ([`check_tensors`]), what this build can run ([`unsupported`]),
+/// and the path and bytes the engine will hold ([`runtime_bytes`]).
 pub(crate) fn read(
     cfg: &Value,
     tensors: &BTreeMap<String, TensorInfo>,
@@ -237,6 +239,44 @@ pub(crate) fn read(
 ) -> Option<MlxQuant> {
     let q = cfg.get("quantization")?;
     let (global, mode, overrides) = parse_block(q, f)?;
+    let (modules, scale_dtypes) = check_tensors(global, &mode, &overrides, tensors, f);
+    let bits_used: Vec<u32> = modules
+        .iter()
+        .map(|m| m.q.bits)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let scale_dtype = scale_dtypes.iter().next().cloned().unwrap_or_default();
+    let unsupported = unsupported(&mode, &modules, &scale_dtypes);
+    let (path, path_reason) = choose_path(cfg, &modules, &scale_dtype, tensors);
+    let (runtime_bytes, dequantized_dtype) = runtime_bytes(path, &modules, tensors);
+    Some(MlxQuant {
+        bits: global.bits,
+        group_size: global.group_size,
+        mode,
+        overrides,
+        quantized_modules: modules.len(),
+        bits_used,
+        scale_dtype,
+        path,
+        path_reason,
+        runtime_bytes,
+        dequantized_dtype,
+        unsupported,
+    })
+}
+
+/// Every quantized module (`.scales`) checked against its `.weight` and
+/// `.biases`, and packed weights without scales found. At most three
+/// mismatches are reported by name, then a count. Returns the modules that
+/// check out and the scale dtypes seen.
+fn check_tensors<'t>(
+    global: ModuleQuant,
+    mode: &str,
+    overrides: &BTreeMap<String, ModuleQuant>,
+    tensors: &'t BTreeMap<String, TensorInfo>,
+    f: &mut Findings,
+) -> (Vec<Module<'t>>, BTreeSet<String>) {
     let mut problems = 0usize;
     let mut fail = |f: &mut Findings, m: String| {
         problems += 1;
@@ -249,7 +289,7 @@ pub(crate) fn read(
     for name in tensors.keys() {
         if let Some(m) = name.strip_suffix(".scales") {
             let mq = overrides.get(m).copied().unwrap_or(global);
-            match check_module(m, mq, &mode, tensors) {
+            match check_module(m, mq, mode, tensors) {
                 Ok(module) => {
                     if let Some(s) = tensors.get(name) {
                         scale_dtypes.insert(s.dtype.clone());
@@ -287,16 +327,17 @@ pub(crate) fn read(
             "config.json declares MLX quantization but no tensor has `.scales`",
         );
     }
-    let bits_used: Vec<u32> = modules
-        .iter()
-        .map(|m| m.q.bits)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let scale_dtype = scale_dtypes.iter().next().cloned().unwrap_or_default();
+    (modules, scale_dtypes)
+}
 
-    // What this build can run at all.
-    let unsupported = if mode != "affine" {
+/// Why this build cannot run the checkpoint at all (mode, bits, group size,
+/// mixed scale dtypes), or `None`.
+fn unsupported(
+    mode: &str,
+    modules: &[Module<'_>],
+    scale_dtypes: &BTreeSet<String>,
+) -> Option<String> {
+    if mode != "affine" {
         Some(format!(
             "MLX quantization mode '{mode}' is not supported yet (this build runs mode 'affine')"
         ))
@@ -320,9 +361,17 @@ pub(crate) fn read(
         ))
     } else {
         None
-    };
+    }
+}
 
-    let (path, path_reason) = choose_path(cfg, &modules, &scale_dtype, tensors);
+/// The bytes the engine holds on `path`, and the float dtype when it
+/// dequantizes: native blocks plus f32 float tensors, or every element in
+/// f32 (bf16 above [`DEQUANT_F32_LIMIT`]).
+fn runtime_bytes(
+    path: MlxPath,
+    modules: &[Module<'_>],
+    tensors: &BTreeMap<String, TensorInfo>,
+) -> (u64, Option<String>) {
     // Float tensors (norms, unquantized layers): f32 on the native path.
     let quantized: BTreeSet<&str> = modules.iter().map(|m| m.name).collect();
     let mut float_elems = 0u64;
@@ -335,7 +384,7 @@ pub(crate) fn read(
     let quant_elems: u64 = modules
         .iter()
         .fold(0u64, |a, m| a.saturating_add(m.out.saturating_mul(m.inp)));
-    let (runtime_bytes, dequantized_dtype) = match path {
+    match path {
         MlxPath::Native => {
             let q: u64 = modules.iter().fold(0u64, |a, m| {
                 a.saturating_add(
@@ -355,21 +404,7 @@ pub(crate) fn read(
                 (elems.saturating_mul(2), Some("bfloat16".to_string()))
             }
         }
-    };
-    Some(MlxQuant {
-        bits: global.bits,
-        group_size: global.group_size,
-        mode,
-        overrides,
-        quantized_modules: modules.len(),
-        bits_used,
-        scale_dtype,
-        path,
-        path_reason,
-        runtime_bytes,
-        dequantized_dtype,
-        unsupported,
-    })
+    }
 }
 
 /// Native when the architecture is a plain llama block and every quantized
