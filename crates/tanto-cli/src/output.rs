@@ -323,6 +323,11 @@ impl Table {
     }
 }
 
+/// An engine failure in the wire taxonomy: the engine classifies its own errors.
+pub fn engine_err(e: tanto_engine::EngineError) -> TantoError {
+    TantoError::new(e.error_type(), e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,9 +15,9 @@ use tanto_core::policy::{self, PolicyConfig, Request};
 use tanto_core::resolve::Stores;
 use tanto_core::{host, probe, report};
 use tanto_engine::embed::{self, EmbedInput, InputType};
-use tanto_engine::{EngineError, LoadOptions};
+use tanto_engine::LoadOptions;
 
-use crate::output::{self, CmdResult};
+use crate::output::{self, engine_err, CmdResult};
 
 /// Inputs per call into the engine: progress granularity and the most
 /// records held before they are written.
@@ -53,10 +53,6 @@ pub struct Args {
 
 fn invalid(msg: impl Into<String>) -> TantoError {
     TantoError::new(ErrorType::ValidationError, msg)
-}
-
-fn engine_err(e: EngineError) -> TantoError {
-    TantoError::new(e.error_type(), e.to_string())
 }
 
 /// One output record: passthrough fields first, then mlx-knife's fields. The

@@ -12,6 +12,7 @@ pub mod ps;
 pub mod push;
 pub mod rm;
 pub mod run;
+pub mod run_args;
 pub mod serve;
 pub mod show;
 pub mod transcribe;

@@ -16,7 +16,8 @@ use tanto_engine::audio::{decode::decode_file, AudioError, FFMPEG_HINT};
 use tanto_engine::whisper::{self, subtitles, Task, TranscribeOptions};
 use tanto_engine::LoadOptions;
 
-use crate::cmd::run::{engine_err, gather_prompt, Args};
+use crate::cmd::run_args::{gather_prompt, Args};
+use crate::output::engine_err;
 use crate::output::{self, CmdResult};
 
 /// How the transcript is printed (without `--json`).
