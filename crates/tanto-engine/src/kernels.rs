@@ -180,6 +180,20 @@ fn dot_q8_0_scalar(w: &[u8], a: &[BlockQ8]) -> f32 {
     sum
 }
 
+/// The pairwise sum of 32 lanes (the fixed order [`dot_f32`] and
+/// [`dot_f16`] share, so both give the same bits).
+#[inline(always)]
+fn reduce_lanes(mut acc: [f32; 32]) -> f32 {
+    let mut width = acc.len();
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+    }
+    acc[0]
+}
+
 /// `Σ w·x` in f32 over the shorter of the two slices.
 pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
     // 32 independent partial sums over exact chunks: no bounds checks in the
@@ -196,15 +210,7 @@ pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
             acc[l] = a[l].mul_add(b[l], acc[l]);
         }
     }
-    // Pairwise reduction of the lanes.
-    let mut width = L;
-    while width > 1 {
-        width /= 2;
-        for l in 0..width {
-            acc[l] += acc[l + width];
-        }
-    }
-    let mut s = acc[0];
+    let mut s = reduce_lanes(acc);
     for (a, b) in wr.iter().zip(xr) {
         s = a.mul_add(*b, s);
     }
@@ -228,14 +234,7 @@ pub fn dot_f16(w: &[f16], x: &[f32]) -> f32 {
             acc[l] = buf[l].mul_add(b[l], acc[l]);
         }
     }
-    let mut width = L;
-    while width > 1 {
-        width /= 2;
-        for l in 0..width {
-            acc[l] += acc[l + width];
-        }
-    }
-    let mut s = acc[0];
+    let mut s = reduce_lanes(acc);
     for (a, b) in wr.iter().zip(xr) {
         s = a.to_f32().mul_add(*b, s);
     }

@@ -364,17 +364,7 @@ pub fn push(opts: &PushOptions) -> Result<PushReport, HubError> {
     }
     let token = cfg.token.clone().ok_or(HubError::MissingToken)?;
     let files = local_files(&opts.dir)?;
-    let client = Client::builder()
-        .user_agent(concat!(
-            "tanto/",
-            env!("CARGO_PKG_VERSION"),
-            "; hf_hub/compatible"
-        ))
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(15))
-        .timeout(opts.timeout)
-        .build()
-        .map_err(|e| net_err(&cfg.endpoint, e))?;
+    let client = crate::pull::hub_client(opts.timeout, &cfg.endpoint)?;
     let ctx = Ctx {
         client,
         endpoint: cfg.endpoint.clone(),
@@ -496,20 +486,7 @@ fn create_repo(ctx: &Ctx) -> Result<(), HubError> {
     let url = format!("{}/api/repos/create", ctx.endpoint);
     let body =
         json!({"name": name, "organization": org, "private": ctx.opts.private, "type": "model"});
-    let rb = ctx.client.post(&url).json(&body);
-    let resp = ctx.auth(rb, &url).send().map_err(|e| net_err(&url, e))?;
-    // 409: created meanwhile, fine.
-    if resp.status().is_success() || resp.status() == reqwest::StatusCode::CONFLICT {
-        return Ok(());
-    }
-    Err(api::status_error(
-        &resp,
-        &url,
-        &ctx.repo,
-        &ctx.endpoint,
-        &ctx.branch,
-        None,
-    ))
+    post_create(ctx, &url, &body)
 }
 
 fn create_branch(ctx: &Ctx) -> Result<(), HubError> {
@@ -519,14 +496,19 @@ fn create_branch(ctx: &Ctx) -> Result<(), HubError> {
         ctx.repo,
         api::quote(&ctx.branch, false)
     );
-    let rb = ctx.client.post(&url).json(&json!({}));
-    let resp = ctx.auth(rb, &url).send().map_err(|e| net_err(&url, e))?;
+    post_create(ctx, &url, &json!({}))
+}
+
+/// POST a create call; 409 (created meanwhile) counts as done.
+fn post_create(ctx: &Ctx, url: &str, body: &Value) -> Result<(), HubError> {
+    let rb = ctx.client.post(url).json(body);
+    let resp = ctx.auth(rb, url).send().map_err(|e| net_err(url, e))?;
     if resp.status().is_success() || resp.status() == reqwest::StatusCode::CONFLICT {
         return Ok(());
     }
     Err(api::status_error(
         &resp,
-        &url,
+        url,
         &ctx.repo,
         &ctx.endpoint,
         &ctx.branch,

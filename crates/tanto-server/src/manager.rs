@@ -211,17 +211,7 @@ impl Loaded {
     /// Queue a job (FIFO behind the model's other jobs); 429 when
     /// [`MAX_TEXT_QUEUE`] are waiting.
     pub fn submit(&self, job: Job) -> Result<(), ApiError> {
-        if self.queued() >= MAX_TEXT_QUEUE {
-            return Err(ApiError::new(
-                ErrorType::Overloaded,
-                format!(
-                    "Model '{}' has {} requests queued; retry shortly",
-                    self.id,
-                    self.queued()
-                ),
-            ));
-        }
-        self.send(Work::Generate(job))
+        self.send_bounded(Work::Generate(job), MAX_TEXT_QUEUE, "requests")
     }
 
     /// Set this model's keep-alive from a request (applies from now on).
@@ -253,32 +243,28 @@ impl Loaded {
 
     /// Queue an embeddings job; 429 when [`MAX_EMBED_QUEUE`] are waiting.
     pub fn submit_embed(&self, job: EmbedJob) -> Result<(), ApiError> {
-        if self.queued() >= MAX_EMBED_QUEUE {
-            return Err(ApiError::new(
-                ErrorType::Overloaded,
-                format!(
-                    "Model '{}' has {} requests queued; retry shortly",
-                    self.id,
-                    self.queued()
-                ),
-            ));
-        }
-        self.send(Work::Embed(job))
+        self.send_bounded(Work::Embed(job), MAX_EMBED_QUEUE, "requests")
     }
 
     /// Queue a transcription; 429 when [`MAX_SPEECH_QUEUE`] are waiting.
     pub fn submit_speech(&self, job: SpeechJob) -> Result<(), ApiError> {
-        if self.queued() >= MAX_SPEECH_QUEUE {
+        self.send_bounded(Work::Transcribe(job), MAX_SPEECH_QUEUE, "transcriptions")
+    }
+
+    /// [`Loaded::send`] unless `max` jobs are queued or running: then 429
+    /// naming the queue (`what`: "requests", "transcriptions").
+    fn send_bounded(&self, work: Work, max: usize, what: &str) -> Result<(), ApiError> {
+        if self.queued() >= max {
             return Err(ApiError::new(
                 ErrorType::Overloaded,
                 format!(
-                    "Model '{}' has {} transcriptions queued; retry shortly",
+                    "Model '{}' has {} {what} queued; retry shortly",
                     self.id,
                     self.queued()
                 ),
             ));
         }
-        self.send(Work::Transcribe(job))
+        self.send(work)
     }
 
     fn send(&self, work: Work) -> Result<(), ApiError> {

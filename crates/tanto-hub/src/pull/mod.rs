@@ -286,6 +286,12 @@ fn effective_config(opts: &PullOptions) -> HubConfig {
 }
 
 fn http_client(opts: &PullOptions, endpoint: &str) -> Result<Client, HubError> {
+    hub_client(opts.timeout, endpoint)
+}
+
+/// The blocking client every hub call uses (pull and push): tanto's user
+/// agent, no automatic redirects, 15 s to connect, `timeout` per read.
+pub(crate) fn hub_client(timeout: Duration, endpoint: &str) -> Result<Client, HubError> {
     Client::builder()
         .user_agent(concat!(
             "tanto/",
@@ -295,7 +301,7 @@ fn http_client(opts: &PullOptions, endpoint: &str) -> Result<Client, HubError> {
         // Redirects are followed by hand (api.rs) so the token's destination is ours to decide.
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(15))
-        .timeout(opts.timeout)
+        .timeout(timeout)
         .build()
         .map_err(|e| net_err(endpoint, e))
 }
