@@ -33,7 +33,6 @@ use reqwest::blocking::Client;
 use reqwest::header;
 use serde::Serialize;
 use serde_json::{json, Value};
-use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use tanto_core::naming::validate_repo_id;
 use tanto_core::pycompat::fnmatch;
@@ -198,8 +197,7 @@ fn hash_file(path: &Path) -> Result<(u64, String, String), HubError> {
         })?;
     let size = meta.len();
     let mut s256 = Sha256::new();
-    let mut s1 = Sha1::new();
-    s1.update(format!("blob {size}\0").as_bytes());
+    let mut s1 = crate::pull::download::git_blob_sha1(size);
     let mut buf = vec![0u8; 1 << 20];
     let mut read = 0u64;
     loop {

@@ -38,6 +38,14 @@ impl Expect {
     }
 }
 
+/// A SHA-1 primed with git's blob header: fed the content, it gives the
+/// blob id the hub uses for regular (non-LFS) files.
+pub(crate) fn git_blob_sha1(size: u64) -> Sha1 {
+    let mut h = Sha1::new();
+    h.update(format!("blob {size}\0").as_bytes());
+    h
+}
+
 enum Hasher {
     Sha256(Sha256),
     GitSha1(Sha1),
@@ -48,11 +56,7 @@ impl Hasher {
     fn new(expect: &Expect, size: u64) -> Hasher {
         match expect {
             Expect::Sha256(_) => Hasher::Sha256(Sha256::new()),
-            Expect::GitSha1(_) => {
-                let mut h = Sha1::new();
-                h.update(format!("blob {size}\0").as_bytes());
-                Hasher::GitSha1(h)
-            }
+            Expect::GitSha1(_) => Hasher::GitSha1(git_blob_sha1(size)),
             Expect::None => Hasher::None,
         }
     }

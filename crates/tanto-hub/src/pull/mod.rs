@@ -6,7 +6,7 @@
 //! [`tanto_core::resolve::cache`], through [`CacheRepo`].
 
 pub(crate) mod api;
-mod download;
+pub(crate) mod download;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
