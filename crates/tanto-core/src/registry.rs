@@ -123,8 +123,8 @@ pub const EMBEDDING_MODEL_TYPES: &[&str] = &["bert", "xlm-roberta", "modernbert"
 /// Speech-to-text models.
 pub const AUDIO_MODEL_TYPES: &[&str] = &["whisper"];
 
-/// Vision-language models.
-pub const VISION_MODEL_TYPES: &[&str] = &[];
+/// Vision-language models (HF safetensors): Idefics3 and SmolVLM.
+pub const VISION_MODEL_TYPES: &[&str] = &["idefics3", "smolvlm"];
 
 /// The architectures `backend` loads in this build (empty: no engine built).
 pub fn architectures(backend: Backend) -> &'static [&'static str] {
@@ -238,7 +238,25 @@ pub fn backend_for(format: Format, kind: ModelKind, want: Modality) -> Result<Ba
                 reason: "Unknown weight format",
             }),
         },
-        (_, Modality::Vision) => Ok(Backend::Vision),
+        (_, Modality::Vision) => match format {
+            Format::Safetensors => Ok(Backend::Vision),
+            Format::Gguf => Err(NoEngine {
+                what: "GGUF vision-language models",
+                reason: "No engine built for GGUF vision-language models (a text GGUF plus an mmproj file); use the safetensors copy of this model",
+            }),
+            Format::MlxSafetensors => Err(NoEngine {
+                what: "MLX-quantized vision-language models",
+                reason: "No engine built for MLX-quantized vision-language models; use the safetensors (bf16/f32) copy of this model",
+            }),
+            Format::PytorchBin => Err(NoEngine {
+                what: "PyTorch .bin (pickle) weights",
+                reason: "PyTorch .bin weights are not loaded (pickle); use a safetensors copy of this model",
+            }),
+            Format::Onnx | Format::Ctranslate2 | Format::Unknown => Err(NoEngine {
+                what: "this vision-language weight format",
+                reason: "No engine built for this vision-language weight format; use the safetensors copy of this model",
+            }),
+        },
         (_, Modality::Text) => match format {
             Format::Gguf => Ok(Backend::GgufText),
             // MLX affine-quantized checkpoints: repacked or dequantized at load
@@ -315,9 +333,10 @@ mod tests {
         }
         assert!(backend_for(Format::Ctranslate2, ModelKind::Base, Modality::Text).is_err());
         assert_eq!(
-            backend_for(f, ModelKind::Chat, Modality::Vision),
+            backend_for(Format::Safetensors, ModelKind::Chat, Modality::Vision),
             Ok(Backend::Vision)
         );
+        assert!(backend_for(f, ModelKind::Chat, Modality::Vision).is_err());
         assert_eq!(
             backend_for(Format::MlxSafetensors, ModelKind::Chat, Modality::Text),
             Ok(Backend::SafetensorsText)
@@ -350,7 +369,8 @@ mod tests {
         assert!(e.contains("'bloom'") && e.contains("qwen2"), "{e}");
         let e = check_arch(Backend::SafetensorsText, "").unwrap_err();
         assert!(e.contains("model_type"), "{e}");
-        let e = check_arch(Backend::Vision, "").unwrap_err();
-        assert!(e.contains("'unknown'") && e.contains("none yet"), "{e}");
+        let e = check_arch(Backend::Vision, "llava").unwrap_err();
+        assert!(e.contains("'llava'") && e.contains("idefics3"), "{e}");
+        assert!(check_arch(Backend::Vision, "smolvlm").is_ok());
     }
 }

@@ -290,10 +290,10 @@ fn gate_memory_unknown_passes() {
 fn gate_memory_vision_and_audio_block_507() {
     let cases = [
         (
-            presets::llava(),
+            presets::smolvlm(),
             Request::Vision,
             registry::VISION_MODEL_TYPES,
-            "llava",
+            "idefics3",
         ),
         (
             presets::whisper(),
@@ -467,4 +467,25 @@ fn kv_cache_from_config_json_and_capped() {
         },
     );
     assert_eq!(capped.kv_cache, 4 * 2 * 8 * 1000 * 2 * 4);
+}
+
+#[test]
+fn vision_models_route_to_the_vision_engine_for_images_and_for_text() {
+    let p = probe(&presets::smolvlm(), "HuggingFaceTB/tiny-SmolVLM");
+    assert!(p.runnable(), "{:?} / {:?}", p.health, p.runtime);
+    assert!(p.has(tanto_core::probe::CAP_VISION));
+    let d = decide(&p, Request::Vision, &plenty(), &PolicyConfig::default());
+    assert_eq!(d.verdict, Verdict::Allow, "{:#?}", d.gates);
+    assert_eq!(d.backend, Some(Backend::Vision));
+    // A text-only chat on the same model runs on its own engine, and says so.
+    let d = decide(&p, Request::Chat, &plenty(), &PolicyConfig::default());
+    assert_eq!(d.backend, Some(Backend::Vision), "{:#?}", d.gates);
+    let g = d.gates.iter().find(|g| g.gate == "backend").unwrap();
+    assert!(g.detail.contains("text only"), "{}", g.detail);
+    // An architecture without an engine is refused by name, with the list.
+    let l = probe(&presets::llava(), "llava-hf/tiny-llava");
+    let d = decide(&l, Request::Vision, &plenty(), &PolicyConfig::default());
+    assert_block(&d, "runtime", ErrorType::RuntimeIncompatible, 501);
+    let msg = &d.error.unwrap().message;
+    assert!(msg.contains("llava") && msg.contains("idefics3"), "{msg}");
 }

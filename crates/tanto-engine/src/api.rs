@@ -1,6 +1,7 @@
 //! The engine's public contract, shared by `tanto run` and `tanto serve`: request
 //! and result types, the error enum with its one classification, and the
-//! [`TextModel`] trait. A leaf: it depends on no other engine module.
+//! [`TextModel`] trait. A leaf: of the engine it uses only the decoded-image
+//! type (`vision::image`).
 //! Add fields freely; do not rename (the server maps them to OpenAI's shapes).
 
 use std::path::PathBuf;
@@ -9,11 +10,55 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tanto_core::error::ErrorType;
 
-/// One chat turn. `content` is plain text (content-part arrays are flattened by the caller).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One chat turn. `content` is its text (content-part arrays flattened);
+/// `parts`, when not empty, is the turn in order with its images, for
+/// vision models (a text model refuses a turn with images).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
+    #[serde(skip)]
+    pub parts: Vec<ContentPart>,
+}
+
+impl ChatMessage {
+    /// A text-only turn.
+    pub fn text(role: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            role: role.into(),
+            content: content.into(),
+            parts: Vec::new(),
+        }
+    }
+
+    /// The images of this turn, in order.
+    pub fn images(
+        &self,
+    ) -> impl Iterator<Item = &std::sync::Arc<crate::vision::image::DecodedImage>> {
+        self.parts.iter().filter_map(|p| match p {
+            ContentPart::Image(i) => Some(i),
+            ContentPart::Text(_) => None,
+        })
+    }
+}
+
+/// A piece of a chat turn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContentPart {
+    Text(String),
+    /// A decoded, upright image (shared: the server keeps one copy per request).
+    Image(std::sync::Arc<crate::vision::image::DecodedImage>),
+}
+
+/// The preprocessed images of one prompt: every tile's CHW `f32` values, in
+/// prompt order (transformers' `pixel_values` for batch size 1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PixelValues {
+    pub tiles: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub data: std::sync::Arc<Vec<f32>>,
 }
 
 /// What to generate from.
@@ -259,13 +304,15 @@ pub struct LoadOptions {
 
 /// A prompt rendered and tokenized once ([`TextModel::encode`]), so a caller can
 /// check its length and then generate from the same ids without tokenizing twice.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EncodedPrompt {
     /// The token ids fed to the model, as `generate` would make them.
     pub ids: Vec<u32>,
     /// The rendered prompt ends inside an open `<think>` block, so the first
     /// generated text is reasoning.
     pub opens_think: bool,
+    /// The prompt's images, preprocessed (vision models only).
+    pub pixels: Option<PixelValues>,
 }
 
 impl EncodedPrompt {
@@ -416,6 +463,7 @@ mod tests {
             Ok(EncodedPrompt {
                 ids: (0..text.split_whitespace().count() as u32).collect(),
                 opens_think: false,
+                pixels: None,
             })
         }
         fn generate_encoded(

@@ -302,6 +302,49 @@ impl TextEngine {
         )
     }
 
+    /// A text engine over a backbone built elsewhere (a vision model's text
+    /// half): tokenizer and chat template from `plan.dir`, end-of-sequence ids
+    /// from `cfg` (and its `text_config`) and `generation_config.json`.
+    pub(crate) fn over_backbone(
+        plan: &LoadPlan,
+        arch: String,
+        cfg: &Value,
+        context: usize,
+        backbone: Box<dyn Backbone>,
+        backend_name: String,
+    ) -> Result<Self, EngineError> {
+        let tokenizer = TextTokenizer::from_dir(&plan.dir)
+            .map_err(|e| at_load(&plan.dir.join("tokenizer.json"), e))?;
+        let template_src = find_template_in_dir(&plan.dir)?;
+        let mut eos = Vec::new();
+        eos_ids_from(cfg.get("eos_token_id"), &mut eos);
+        eos_ids_from(
+            cfg.get("text_config").and_then(|t| t.get("eos_token_id")),
+            &mut eos,
+        );
+        if let Some(gc) = read_json_opt(&plan.dir.join("generation_config.json"))? {
+            eos_ids_from(gc.get("eos_token_id"), &mut eos);
+        }
+        Self::finish(
+            plan,
+            arch,
+            tokenizer,
+            template_src,
+            eos,
+            context,
+            backbone,
+            backend_name,
+        )
+    }
+
+    pub(crate) fn template(&self) -> Option<&ChatTemplate> {
+        self.template.as_ref()
+    }
+
+    pub(crate) fn info_mut(&mut self) -> &mut TextModelInfo {
+        &mut self.info
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn finish(
         plan: &LoadPlan,
@@ -610,6 +653,7 @@ impl TextModel for TextEngine {
         Ok(EncodedPrompt {
             ids,
             opens_think: self.reasoning && prompt_opens_think(&rendered),
+            pixels: None,
         })
     }
 

@@ -21,10 +21,12 @@ pub mod stream;
 pub mod template;
 pub mod threads;
 pub mod tokenizer;
+pub mod vision;
 pub mod whisper;
 
 pub use api::*;
 pub use engine::{supported_architectures, TextEngine};
+pub use vision::{load_vision_model, VisionEngine};
 
 use tanto_core::plan::LoadPlan;
 

@@ -189,20 +189,53 @@ impl ChatTemplate {
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<String, EngineError> {
+        let input: usize = messages
+            .iter()
+            .map(|m| m.content.len() + m.role.len())
+            .sum();
+        self.render_value(
+            JValue::from_serialize(messages),
+            messages.len(),
+            input,
+            add_generation_prompt,
+        )
+    }
+
+    /// Render messages already shaped as the template expects them (vision
+    /// models: `content` as a list of `{"type": "text"|"image"}` parts);
+    /// `n_messages` and `input_bytes` size the render limits.
+    pub fn render_json(
+        &self,
+        messages: &serde_json::Value,
+        n_messages: usize,
+        input_bytes: usize,
+        add_generation_prompt: bool,
+    ) -> Result<String, EngineError> {
+        self.render_value(
+            JValue::from_serialize(messages),
+            n_messages,
+            input_bytes,
+            add_generation_prompt,
+        )
+    }
+
+    fn render_value(
+        &self,
+        messages: JValue,
+        n_messages: usize,
+        input: usize,
+        add_generation_prompt: bool,
+    ) -> Result<String, EngineError> {
         if let Some(why) = &self.unbounded {
             return Err(EngineError::TemplateLimit {
                 limit: TemplateLimit::Output,
                 message: why.clone(),
             });
         }
-        let input: usize = messages
-            .iter()
-            .map(|m| m.content.len() + m.role.len())
-            .sum();
         let fuel = self.limits.fuel.saturating_add(
             self.limits
                 .fuel_per_message
-                .saturating_mul(messages.len() as u64),
+                .saturating_mul(n_messages as u64),
         );
         let cap = self.limits.output_bytes.max(input.saturating_mul(4));
         // Fuel is an environment setting read at the start of each render; a
@@ -212,7 +245,7 @@ impl ChatTemplate {
         let tmpl = env.get_template("chat").map_err(terr)?;
         let opt = |s: &Option<String>| s.as_ref().map_or(JValue::UNDEFINED, JValue::from);
         let ctx = minijinja::context! {
-            messages => JValue::from_serialize(messages),
+            messages => messages,
             add_generation_prompt => add_generation_prompt,
             bos_token => opt(&self.bos_token),
             eos_token => opt(&self.eos_token),
@@ -867,10 +900,7 @@ mod tests {
     use super::*;
 
     fn msg(role: &str, content: &str) -> ChatMessage {
-        ChatMessage {
-            role: role.into(),
-            content: content.into(),
-        }
+        ChatMessage::text(role, content)
     }
 
     #[test]

@@ -23,6 +23,7 @@ fn user(text: &str) -> Prompt {
     Prompt::Chat(vec![ChatMessage {
         role: "user".into(),
         content: text.into(),
+        parts: Vec::new(),
     }])
 }
 

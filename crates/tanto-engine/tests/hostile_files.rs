@@ -198,6 +198,7 @@ fn a_hostile_chat_template_fails_its_request_and_the_model_keeps_serving() {
     let chat = Prompt::Chat(vec![ChatMessage {
         role: "user".into(),
         content: "tok5".into(),
+        parts: Vec::new(),
     }]);
     let err = m
         .generate(&chat, &greedy(1), &mut |_| Flow::Continue)

@@ -30,6 +30,7 @@ fn main() -> anyhow::Result<()> {
         role: "user".into(),
         content: std::env::var("BENCH_PROMPT")
             .unwrap_or_else(|_| "Write a short story about a lighthouse keeper.".into()),
+        parts: Vec::new(),
     }]);
     let params = GenerationParams {
         max_tokens: Some(max_tokens),

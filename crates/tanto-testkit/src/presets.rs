@@ -535,6 +535,58 @@ pub fn llava() -> Files {
     f
 }
 
+/// A SmolVLM-shaped Idefics3 folder: SigLIP vision tower, connector, llama text
+/// model (tensor names as transformers saves them), the Idefics3 processor files.
+pub fn smolvlm() -> Files {
+    let mut f = Files::new();
+    f.insert_json(
+        "config.json",
+        &json!({
+            "architectures": ["Idefics3ForConditionalGeneration"],
+            "model_type": "idefics3",
+            "image_token_id": 3,
+            "scale_factor": 2,
+            "vision_config": {"model_type": "idefics3_vision", "hidden_size": 32, "intermediate_size": 64,
+                              "num_hidden_layers": 1, "num_attention_heads": 4, "image_size": 64, "patch_size": 8},
+            "text_config": {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
+                            "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2,
+                            "max_position_embeddings": 2048, "vocab_size": 128, "rms_norm_eps": 1e-5},
+            "torch_dtype": "float32",
+        }),
+    );
+    f.insert(
+        "model.safetensors",
+        SafetensorsBuilder::new()
+            .metadata("format", "pt")
+            .tensor(
+                "model.vision_model.embeddings.patch_embedding.weight",
+                "F32",
+                &[32, 3, 8, 8],
+            )
+            .tensor(
+                "model.connector.modality_projection.proj.weight",
+                "F32",
+                &[64, 128],
+            )
+            .tensor("model.text_model.embed_tokens.weight", "F32", &[128, 64])
+            .tensor("lm_head.weight", "F32", &[128, 64])
+            .build(),
+    );
+    f.insert_json(
+        "preprocessor_config.json",
+        &json!({"image_processor_type": "Idefics3ImageProcessor", "size": {"longest_edge": 128},
+                "max_image_size": {"longest_edge": 64}, "do_image_splitting": true, "resample": 1,
+                "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
+                "processor_class": "Idefics3Processor"}),
+    );
+    f.insert_json(
+        "processor_config.json",
+        &json!({"image_seq_len": 16, "processor_class": "Idefics3Processor"}),
+    );
+    text_tokenizer_files(&mut f, true);
+    f
+}
+
 // ---------------------------------------------------------------------------
 // Broken models, one per health rule
 
@@ -728,6 +780,7 @@ pub fn healthy_presets() -> Vec<(&'static str, Files)> {
         ("sentence-transformers/tiny-minilm", st_embedder()),
         ("openai/whisper-tiny-test", whisper()),
         ("llava-hf/tiny-llava", llava()),
+        ("HuggingFaceTB/tiny-SmolVLM", smolvlm()),
     ]
 }
 

@@ -155,6 +155,7 @@ pub fn interactive(model: &mut dyn TextModel, a: &GenerationArgs, use_template: 
         history.push(ChatMessage {
             role: "user".into(),
             content: trimmed.to_string(),
+            parts: Vec::new(),
         });
         let build = |h: &[ChatMessage]| {
             if use_template {
@@ -163,6 +164,7 @@ pub fn interactive(model: &mut dyn TextModel, a: &GenerationArgs, use_template: 
                     msgs.push(ChatMessage {
                         role: "system".into(),
                         content: s.clone(),
+                        parts: Vec::new(),
                     });
                 }
                 msgs.extend_from_slice(h);
@@ -216,6 +218,7 @@ pub fn interactive(model: &mut dyn TextModel, a: &GenerationArgs, use_template: 
                     history.push(ChatMessage {
                         role: "assistant".into(),
                         content: o.content,
+                        parts: Vec::new(),
                     });
                 } else {
                     history.clear();

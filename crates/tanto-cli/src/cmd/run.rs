@@ -152,11 +152,13 @@ pub fn run(a: Args) -> CmdResult {
             msgs.push(ChatMessage {
                 role: "system".into(),
                 content: s.clone(),
+                parts: Vec::new(),
             });
         }
         msgs.push(ChatMessage {
             role: "user".into(),
             content: text.clone(),
+            parts: Vec::new(),
         });
         Prompt::Chat(msgs)
     } else {

@@ -354,10 +354,25 @@ fn gate_capability(i: &mut Inputs) -> Outcome {
 
 fn gate_backend(i: &mut Inputs) -> Outcome {
     let p = i.p;
-    match registry::backend_for(p.format, p.kind, i.req.modality()) {
+    // A vision-language model answers text-only prompts too, on its own
+    // engine (its text half); the probe picked that engine for the model.
+    let text_on_vision = p.has(probe::CAP_VISION) && i.req.modality() == Modality::Text;
+    let want = if text_on_vision {
+        Modality::Vision
+    } else {
+        i.req.modality()
+    };
+    match registry::backend_for(p.format, p.kind, want) {
         Ok(b) if registry::is_built(b) => {
             i.backend = Some(b);
-            Outcome::Pass(format!("{} backend", b.as_str()))
+            if text_on_vision {
+                Outcome::Pass(format!(
+                    "{} backend (text only: the vision model's text path)",
+                    b.as_str()
+                ))
+            } else {
+                Outcome::Pass(format!("{} backend", b.as_str()))
+            }
         }
         Ok(b) => Outcome::Block(
             TantoError::new(

@@ -27,7 +27,7 @@ pub const SAFETENSORS_ARCHS: &[&str] = &[
     "gemma3_text",
 ];
 
-fn inval(path: &Path, e: impl std::fmt::Display) -> EngineError {
+pub(crate) fn inval(path: &Path, e: impl std::fmt::Display) -> EngineError {
     EngineError::InvalidModel {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -35,7 +35,10 @@ fn inval(path: &Path, e: impl std::fmt::Display) -> EngineError {
 }
 
 /// Run candle code that may panic on malformed input; turn panics into errors.
-fn guarded<T>(path: &Path, f: impl FnOnce() -> candle_core::Result<T>) -> Result<T, EngineError> {
+pub(crate) fn guarded<T>(
+    path: &Path,
+    f: impl FnOnce() -> candle_core::Result<T>,
+) -> Result<T, EngineError> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(inval(path, e)),
@@ -301,7 +304,7 @@ fn load_gguf_inner(src: &GgufSource, device: &Device) -> Result<Inner, EngineErr
 }
 
 /// Tensor count and largest dimension over the safetensors headers.
-fn safetensors_extent(files: &[PathBuf]) -> Result<(u64, u64), EngineError> {
+pub(crate) fn safetensors_extent(files: &[PathBuf]) -> Result<(u64, u64), EngineError> {
     use std::io::Read;
     let (mut n, mut max_dim) = (0u64, 0u64);
     for f in files {
@@ -340,7 +343,7 @@ fn safetensors_extent(files: &[PathBuf]) -> Result<(u64, u64), EngineError> {
 
 /// config.json sizes that drive loops and allocations must fit the weights:
 /// at most one layer per tensor, no width beyond the largest tensor dimension.
-fn check_config(
+pub(crate) fn check_config(
     path: &Path,
     cfg: &serde_json::Value,
     n_tensors: u64,
@@ -376,7 +379,7 @@ fn check_config(
 }
 
 /// f32 compute on CPU unless the weights are large (then keep their dtype).
-fn compute_dtype(files: &[PathBuf]) -> DType {
+pub(crate) fn compute_dtype(files: &[PathBuf]) -> DType {
     let total: u64 = files
         .iter()
         .filter_map(|f| std::fs::metadata(f).ok())

@@ -542,7 +542,11 @@ pub fn parse_chat(body: &Value, default_model: Option<&str>) -> Result<GenReques
                 ))
             }
         };
-        messages.push(ChatMessage { role, content });
+        messages.push(ChatMessage {
+            role,
+            content,
+            parts: Vec::new(),
+        });
     }
 
     match present(o, "response_format") {

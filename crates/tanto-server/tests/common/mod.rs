@@ -290,6 +290,7 @@ impl TextModel for FakeModel {
         Ok(EncodedPrompt {
             ids,
             opens_think: false,
+            pixels: None,
         })
     }
 
