@@ -10,10 +10,10 @@ Writes tests/fixtures/vlm-tiny/:
                   vision tower, pixel-shuffle connector, llama text model) with
                   config.json, model.safetensors, tokenizer files,
                   preprocessor_config.json, processor_config.json, chat template
-  idefics3/reference.json       per case: rendered prompt, input ids, rows/cols,
+  idefics3-reference.json       per case: rendered prompt, input ids, rows/cols,
                   pixel_values shape + sha256 + samples, first-step logits,
                   16 greedy ids (EOS ignored)
-  idefics3/pixel_values.safetensors   the full pixel_values of each case
+  idefics3-pixel_values.safetensors   the full pixel_values of each case
   smolvlm-real-processor.json   sha256 of each tile's pixel_values under
                   SmolVLM-256M's own processor sizes (longest_edge 2048, tiles of 512)
 
@@ -210,8 +210,8 @@ def main():
             "pixel_values_samples": {"index": idx, "value": [float(flat[i]) for i in idx]},
             "first_logits": [float(v) for v in first], "greedy_ids": greedy,
         }
-    save_np(tensors, os.path.join(d, "pixel_values.safetensors"))
-    with open(os.path.join(d, "reference.json"), "w") as f:
+    save_np(tensors, os.path.join(OUT, "idefics3-pixel_values.safetensors"))
+    with open(os.path.join(OUT, "idefics3-reference.json"), "w") as f:
         json.dump(ref, f, indent=1)
 
     # SmolVLM-256M's own processor sizes on the test images: one hash per tile.

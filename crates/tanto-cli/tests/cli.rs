@@ -152,6 +152,9 @@ fn expected_healthy(id: &str) -> (&'static str, &'static str, Vec<&'static str>)
         "sentence-transformers/tiny-minilm" => ("PyTorch", "embedding", vec!["embeddings"]),
         "openai/whisper-tiny-test" => ("PyTorch", "audio", vec!["audio", "audio-translate-en"]),
         "llava-hf/tiny-llava" => ("PyTorch", "chat", vec!["text-generation", "chat", "vision"]),
+        "HuggingFaceTB/tiny-SmolVLM" => {
+            ("PyTorch", "chat", vec!["text-generation", "chat", "vision"])
+        }
         other => panic!("unexpected preset {other}"),
     }
 }

@@ -30,10 +30,15 @@ pub use vision::{load_vision_model, VisionEngine};
 
 use tanto_core::plan::LoadPlan;
 
-/// Load a text model as the policy planned it.
+/// Load a model that generates text, as the policy planned it: the text
+/// engine, or the vision engine for a vision-language model (which takes
+/// images in [`ChatMessage::parts`] and plain text alike).
 pub fn load_text_model(
     plan: &LoadPlan,
     opts: &LoadOptions,
 ) -> Result<Box<dyn TextModel>, EngineError> {
-    Ok(Box::new(TextEngine::load(plan, opts)?))
+    match plan.backend {
+        tanto_core::plan::Backend::Vision => vision::load_vision_model(plan, opts),
+        _ => Ok(Box::new(TextEngine::load(plan, opts)?)),
+    }
 }

@@ -31,7 +31,7 @@ fn image(name: &str) -> Arc<DecodedImage> {
 }
 
 fn reference() -> Value {
-    common::fixture("vlm-tiny/idefics3/reference.json")
+    common::fixture("vlm-tiny/idefics3-reference.json")
 }
 
 fn load() -> VisionEngine {
@@ -81,7 +81,7 @@ fn sha_f32(v: &[f32]) -> String {
 
 /// transformers' pixel_values, read from the committed safetensors.
 fn hf_pixels(case: &str) -> Vec<f32> {
-    let bytes = std::fs::read(root().join("idefics3/pixel_values.safetensors")).unwrap();
+    let bytes = std::fs::read(root().join("idefics3-pixel_values.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let t = st.tensor(case).unwrap();
     t.data()

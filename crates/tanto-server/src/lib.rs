@@ -87,6 +87,14 @@ pub struct ServeConfig {
     /// Largest audio file for `/v1/audio/*` in bytes (413 beyond); default
     /// [`DEFAULT_AUDIO_LIMIT`], OpenAI's 25 MB.
     pub audio_limit: usize,
+    /// Largest image in a chat request, in bytes (413 beyond).
+    pub image_limit: u64,
+    /// Largest total of a chat request's images, in bytes (413 beyond).
+    pub images_total: u64,
+    /// Fetch `http(s)` image URLs (off by default: SSRF), with
+    /// `remote_image_timeout` and the per-image limit.
+    pub allow_remote_images: bool,
+    pub remote_image_timeout: Duration,
     /// Engine threads per model (None = the engine's default).
     pub threads: Option<usize>,
     /// Bytes of weights that may be loaded at once. None = 70% of the
@@ -134,6 +142,10 @@ impl Default for ServeConfig {
             allow_paths: false,
             body_limit: DEFAULT_BODY_LIMIT,
             audio_limit: DEFAULT_AUDIO_LIMIT,
+            image_limit: openai::images::DEFAULT_IMAGE_LIMIT,
+            images_total: openai::images::DEFAULT_IMAGES_TOTAL,
+            allow_remote_images: false,
+            remote_image_timeout: Duration::from_secs(10),
             threads: None,
             memory_budget: None,
             stores: None,
@@ -166,6 +178,9 @@ impl std::fmt::Debug for ServeConfig {
             .field("allow_paths", &self.allow_paths)
             .field("body_limit", &self.body_limit)
             .field("audio_limit", &self.audio_limit)
+            .field("image_limit", &self.image_limit)
+            .field("images_total", &self.images_total)
+            .field("allow_remote_images", &self.allow_remote_images)
             .field("threads", &self.threads)
             .field("memory_budget", &self.memory_budget)
             .field("stores", &self.stores)
@@ -174,6 +189,18 @@ impl std::fmt::Debug for ServeConfig {
             .field("max_connections", &self.max_connections)
             .field("idle_timeout", &self.idle_timeout)
             .finish()
+    }
+}
+
+impl ServeConfig {
+    /// The image limits chat requests are parsed under.
+    pub fn image_opts(&self) -> openai::images::ImageOpts {
+        openai::images::ImageOpts {
+            per_image: self.image_limit,
+            total: self.images_total,
+            allow_remote: self.allow_remote_images,
+            remote_timeout: self.remote_image_timeout,
+        }
     }
 }
 
@@ -201,6 +228,9 @@ impl Server {
         }
         if cfg.audio_limit == 0 {
             anyhow::bail!("the audio upload limit must be at least 1 byte");
+        }
+        if cfg.image_limit == 0 || cfg.images_total == 0 {
+            anyhow::bail!("the image limits must be at least 1 byte");
         }
         if cfg.body_limit == 0 {
             anyhow::bail!("the request body limit must be at least 1 byte");

@@ -69,6 +69,7 @@ impl Loader for EngineLoader {
 pub const SERVED: &[Request] = &[
     Request::Text,
     Request::Chat,
+    Request::Vision,
     Request::Embeddings,
     Request::Audio,
 ];

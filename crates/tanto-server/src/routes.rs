@@ -700,10 +700,22 @@ async fn generate(
     let keep_alive = keep_alive_of(&body)?;
     let default_model = st.manager.default_model.as_deref();
     let g = match endpoint {
-        Endpoint::Chat => openai::parse_chat(&body, default_model)?,
-        Endpoint::Completion => openai::parse_completion(&body, default_model)?,
+        // Image parts are decoded while parsing: off the async threads.
+        Endpoint::Chat => {
+            let dm = default_model.map(String::from);
+            let opts = st.cfg.image_opts();
+            tokio::task::spawn_blocking(move || {
+                openai::parse_chat_with(&body, dm.as_deref(), &opts)
+            })
+            .await
+            .map_err(|_| ApiError::new(ErrorType::InternalError, "request parser failed"))??
+        }
+        Endpoint::Completion => {
+            let g = openai::parse_completion(&body, default_model)?;
+            drop(body);
+            g
+        }
     };
-    drop(body);
     let model = match st.manager.acquire(&g.model, g.request).await {
         Ok(m) => m,
         Err(e) => {

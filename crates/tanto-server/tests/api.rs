@@ -455,7 +455,7 @@ async fn model_error_statuses() {
     // Images to a text-only model → capability mismatch.
     let b = json!({"model": CHAT, "messages": [{"role":"user","content":[
         {"type":"text","text":"what is this"},
-        {"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]});
+        {"type":"image_url","image_url":{"url": png_data_url()}}]}]});
     let (st, v) = err_of(post(&s, "/v1/chat/completions", &b).await).await;
     assert_eq!(
         (st, v["error"]["type"].as_str().unwrap()),
@@ -1288,4 +1288,107 @@ async fn a_model_the_memory_gate_refuses_goes_upstream() {
         .post_json("/v1/chat/completions", &chat_body(CHAT, "hi", false))
         .await;
     assert_eq!(st, 507);
+}
+
+/// The committed 64x64 test PNG as a data URL.
+fn png_data_url() -> String {
+    use base64::Engine as _;
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/vlm-tiny/images/square.png");
+    let b = std::fs::read(p).unwrap();
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(b)
+    )
+}
+
+fn image_chat(url: &str, detail: Option<&str>) -> Value {
+    let mut iu = json!({"url": url});
+    if let Some(d) = detail {
+        iu["detail"] = json!(d);
+    }
+    json!({"model": CHAT, "messages": [{"role":"user","content":[
+        {"type":"text","text":"what is this"},
+        {"type":"image_url","image_url": iu}]}]})
+}
+
+/// Image parts are checked (scheme, type, base64, bytes, size) before any
+/// model is looked at: every refusal is typed, names the part, loads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_parts_are_validated_before_any_load() {
+    let s = TestServer::start(|c| c.image_limit = 4096).await;
+    let param = "messages[0].content[1].image_url.url";
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (
+            image_chat("http://169.254.169.254/latest/meta-data", None),
+            400,
+            "remote_image_refused",
+        ),
+        (
+            image_chat("https://example.com/cat.png", None),
+            400,
+            "remote_image_refused",
+        ),
+        (
+            image_chat("file:///etc/passwd", None),
+            400,
+            "invalid_request_error",
+        ),
+        (
+            image_chat("data:image/png;base64,@@@@", None),
+            400,
+            "invalid_image",
+        ),
+        (
+            image_chat("data:image/bmp;base64,Qk0=", None),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            image_chat("data:image/png,rawbytes", None),
+            400,
+            "invalid_request_error",
+        ),
+        // Valid base64 of bytes that are no image.
+        (
+            image_chat("data:image/png;base64,aGVsbG8gd29ybGQ=", None),
+            415,
+            "unsupported_media_type",
+        ),
+        // A PNG signature and then garbage.
+        (
+            image_chat(
+                "data:image/png;base64,iVBORw0KGgr/////////////////////",
+                None,
+            ),
+            400,
+            "invalid_image",
+        ),
+        // 8.6 kB over a 4 kB limit.
+        (image_chat(&png_data_url(), None), 413, "image_too_large"),
+    ];
+    for (body, status, code) in cases {
+        let (st, v) = err_of(post(&s, "/v1/chat/completions", &body).await).await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str().unwrap()),
+            (status, code),
+            "{v}"
+        );
+        assert_eq!(v["error"]["param"], param, "{v}");
+    }
+    let (st, v) = err_of(
+        post(
+            &s,
+            "/v1/chat/completions",
+            &image_chat("data:image/png;base64,AAAA", Some("ultra")),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert_eq!(
+        v["error"]["param"],
+        "messages[0].content[1].image_url.detail"
+    );
+    assert_eq!(s.counters.loads.load(Ordering::SeqCst), 0);
 }

@@ -17,3 +17,4 @@ pub mod serve;
 pub mod show;
 pub mod transcribe;
 pub mod version;
+pub mod vision;

@@ -88,6 +88,9 @@ pub fn run(a: Args) -> CmdResult {
     if a.audio.is_some() {
         return crate::cmd::transcribe::run(&a);
     }
+    if !a.image.is_empty() {
+        return crate::cmd::vision::run(&a);
+    }
     let json = a.json;
 
     // Resolve → probe → policy, before any load.

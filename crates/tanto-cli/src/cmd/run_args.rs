@@ -41,6 +41,16 @@ pub struct Args {
     /// (by default it is pulled first, with progress; fuzzy names never are)
     #[arg(long)]
     pub no_pull: bool,
+    /// Ask a vision-language model about these images (PNG, JPEG, GIF, WebP; 20 MiB each);
+    /// the prompt defaults to "Describe the image."
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "audio")]
+    pub image: Vec<std::path::PathBuf>,
+    /// With --image: images per model call, 1-5 (default: TANTO_VISION_CHUNK or 1)
+    #[arg(long, requires = "image")]
+    pub chunk: Option<usize>,
+    /// With --image: leave EXIF (GPS, date, camera) out of the prompt and the metadata table
+    #[arg(long, requires = "image")]
+    pub no_exif: bool,
     /// Transcribe this audio file with a Whisper model (WAV, FLAC, MP3, OGG/Vorbis, M4A);
     /// the prompt, if any, becomes Whisper's initial prompt
     #[arg(long, value_name = "FILE")]

@@ -66,6 +66,17 @@ pub struct Args {
     /// Largest audio upload for /v1/audio/* (OpenAI's limit is 25M)
     #[arg(long, env = "TANTO_AUDIO_LIMIT", default_value = "25M", value_parser = parse_size)]
     pub audio_limit: u64,
+    /// Largest image in a chat request (images also count toward --body-limit,
+    /// base64 adds a third: raise it for large photos)
+    #[arg(long, env = "TANTO_IMAGE_LIMIT", default_value = "20M", value_parser = parse_size)]
+    pub image_limit: u64,
+    /// Largest total of one chat request's images
+    #[arg(long, env = "TANTO_IMAGES_TOTAL", default_value = "50M", value_parser = parse_size)]
+    pub images_total: u64,
+    /// Fetch http(s) image URLs in chat requests (off: a server that fetches
+    /// URLs can be aimed at private hosts); 10 s and --image-limit per image
+    #[arg(long)]
+    pub allow_remote_images: bool,
     /// Host name accepted in the Host header besides IP literals and localhost (repeatable; `*` for any)
     #[arg(
         long = "allowed-host",
@@ -139,6 +150,9 @@ pub fn run(a: Args) -> CmdResult {
         allow_paths: a.allow_paths,
         body_limit: usize::try_from(a.body_limit).unwrap_or(usize::MAX),
         audio_limit: usize::try_from(a.audio_limit).unwrap_or(usize::MAX),
+        image_limit: a.image_limit,
+        images_total: a.images_total,
+        allow_remote_images: a.allow_remote_images,
         threads: a.threads,
         memory_budget: a.memory_budget,
         allowed_hosts: a.allowed_host,

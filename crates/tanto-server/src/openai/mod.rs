@@ -4,10 +4,11 @@
 
 pub mod audio;
 pub mod embeddings;
+pub mod images;
 mod request;
 mod response;
 
-pub use request::{parse_chat, parse_completion, prompt_bytes};
+pub use request::{parse_chat_with, parse_completion, prompt_bytes};
 pub use response::{finish_str, Meta};
 
 /// Which endpoint a request came through.

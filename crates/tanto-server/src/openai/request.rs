@@ -5,8 +5,9 @@
 
 use serde_json::{Map, Value};
 use tanto_core::policy::Request;
-use tanto_engine::{ChatMessage, GenerationParams, Prompt};
+use tanto_engine::{ChatMessage, ContentPart, GenerationParams, Prompt};
 
+use super::images::{image_part, ImageOpts};
 use super::Endpoint;
 use crate::error::ApiError;
 
@@ -414,9 +415,21 @@ fn body_object(body: &Value) -> Result<&Obj, ApiError> {
     })
 }
 
-/// Parse `POST /v1/chat/completions`.
+/// Parse `POST /v1/chat/completions` with the default image limits.
+#[cfg(test)]
 pub fn parse_chat(body: &Value, default_model: Option<&str>) -> Result<GenRequest, ApiError> {
+    parse_chat_with(body, default_model, &ImageOpts::default())
+}
+
+/// Parse `POST /v1/chat/completions`; image parts are decoded under `images`'
+/// limits (CPU work: call it off the async threads).
+pub fn parse_chat_with(
+    body: &Value,
+    default_model: Option<&str>,
+    images: &ImageOpts,
+) -> Result<GenRequest, ApiError> {
     let o = body_object(body)?;
+    let mut image_bytes = 0u64;
     let msgs = match present(o, "messages") {
         None => {
             return Err(ApiError::invalid(
@@ -476,6 +489,8 @@ pub fn parse_chat(body: &Value, default_model: Option<&str>) -> Result<GenReques
                 ))
             }
         };
+        let mut parts: Vec<ContentPart> = Vec::new();
+        let mut has_image = false;
         let content = match present(mo, "content") {
             None => {
                 if role == "assistant" {
@@ -488,16 +503,19 @@ pub fn parse_chat(body: &Value, default_model: Option<&str>) -> Result<GenReques
                 }
             }
             Some(Value::String(s)) => s.clone(),
-            Some(Value::Array(parts)) => {
+            Some(Value::Array(items)) => {
                 let mut texts = Vec::new();
-                for (j, part) in parts.iter().enumerate() {
+                for (j, part) in items.iter().enumerate() {
                     let param = format!("messages[{i}].content[{j}]");
                     let po = part.as_object().ok_or_else(|| {
                         ApiError::invalid(&param, format!("'{param}' must be an object"))
                     })?;
                     match po.get("type").and_then(Value::as_str) {
                         Some("text") | Some("input_text") => match po.get("text") {
-                            Some(Value::String(t)) => texts.push(t.clone()),
+                            Some(Value::String(t)) => {
+                                texts.push(t.clone());
+                                parts.push(ContentPart::Text(t.clone()));
+                            }
                             _ => {
                                 return Err(ApiError::invalid(
                                     format!("{param}.text"),
@@ -508,6 +526,13 @@ pub fn parse_chat(body: &Value, default_model: Option<&str>) -> Result<GenReques
                         Some("refusal") => {}
                         Some("image_url") | Some("input_image") | Some("image") => {
                             media = Request::Vision;
+                            has_image = true;
+                            parts.push(ContentPart::Image(image_part(
+                                po,
+                                &param,
+                                images,
+                                &mut image_bytes,
+                            )?));
                         }
                         Some("input_audio") | Some("audio") => {
                             if media == Request::Chat {
@@ -542,10 +567,13 @@ pub fn parse_chat(body: &Value, default_model: Option<&str>) -> Result<GenReques
                 ))
             }
         };
+        if !has_image {
+            parts.clear();
+        }
         messages.push(ChatMessage {
             role,
             content,
-            parts: Vec::new(),
+            parts,
         });
     }
 
@@ -724,12 +752,34 @@ mod tests {
             }
             _ => panic!(),
         }
+        // A 1x1 PNG.
+        let png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGM4wcUFAAJ6AN1nJ0J9AAAAAElFTkSuQmCC";
         let img = parse_chat(
-            &json!({"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:x"}}]}]}),
+            &json!({"model":"m","messages":[{"role":"user","content":[
+                {"type":"text","text":"what"},{"type":"image_url","image_url":{"url": png}}]}]}),
             None,
         )
         .unwrap();
         assert_eq!(img.request, Request::Vision);
+        match img.prompt {
+            Prompt::Chat(m) => {
+                assert_eq!(m[0].content, "what");
+                assert_eq!(m[0].parts.len(), 2);
+                assert_eq!(m[0].images().count(), 1);
+                let i = m[0].images().next().unwrap();
+                assert_eq!((i.rgb.width, i.rgb.height), (1, 1));
+            }
+            _ => panic!(),
+        }
+        let bad = parse_chat(
+            &json!({"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:x"}}]}]}),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            bad.param.as_deref(),
+            Some("messages[0].content[0].image_url.url")
+        );
     }
 
     #[test]
