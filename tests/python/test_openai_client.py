@@ -41,6 +41,12 @@ FOX_WAV = REPO / "tests" / "fixtures" / "whisper" / "fox16k.wav"
 # transformers' greedy transcript of the clip (tests/fixtures/whisper/reference.json).
 FOX_TEXT = "The quick brown fox jump over the lazy dog."
 
+# The committed tiny random SmolVLM (scripts/ref/make-tiny-vlm.py) and its test images.
+VLM_ID = "tanto-test/tiny-smolvlm"
+VLM_COMMIT = "abcdef0123456789abcdef0123456789abcdef01"
+VLM_DIR = REPO / "tests" / "fixtures" / "vlm-tiny" / "idefics3"
+VLM_IMAGES = REPO / "tests" / "fixtures" / "vlm-tiny" / "images"
+
 
 def _link_repo(hf_home: Path, repo_id: str, commit: str, src: Path) -> None:
     """`src`'s files as symlinks in a huggingface_hub-style cache entry."""
@@ -143,6 +149,7 @@ def server():
         if not (src / "config.json").is_file():
             _skip(f"test model {src} is absent (run scripts/fetch-test-models.sh)")
         _link_repo(hf_home, repo_id, WHISPER_COMMIT, src)
+    _link_repo(hf_home, VLM_ID, VLM_COMMIT, VLM_DIR)
 
     port = _free_port()
     env = dict(os.environ, HF_HOME=str(hf_home))
@@ -490,3 +497,75 @@ def test_audio_errors_are_typed(client, server, tmp_path):
 
     with open(FOX_WAV, "rb") as f:
         assert client.audio.transcriptions.create(model=TINY_EN, file=f).text == FOX_TEXT
+
+
+def _data_url(path: Path) -> str:
+    import base64
+    kind = "png" if path.suffix == ".png" else "jpeg"
+    return f"data:image/{kind};base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def _image_messages(path: Path, question: str):
+    return [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": _data_url(path), "detail": "auto"}},
+        {"type": "text", "text": question},
+    ]}]
+
+
+def test_vision_model_listed_with_the_vision_capability(client, server):
+    if server[2] is None:
+        pytest.skip("needs the fixture's cache")
+    m = next(m for m in client.models.list().data if m.id == VLM_ID)
+    assert "vision" in (m.model_extra or {})["capabilities"]
+
+
+@pytest.mark.parametrize("image", ["square.png", "exif.jpg"])
+def test_image_chat_answers_what_tanto_run_answers(client, server, image):
+    """The SDK's image chat and `tanto run --image` give the same greedy answer."""
+    if server[2] is None:
+        pytest.skip("needs the fixture's own server and cache")
+    _, _, binary, env = server
+    path = VLM_IMAGES / image
+    question = "Describe the image."
+    r = client.chat.completions.create(
+        model=VLM_ID, messages=_image_messages(path, question), temperature=0, max_tokens=8
+    )
+    answer = r.choices[0].message.content
+    assert 1 <= r.usage.completion_tokens <= 8  # a random model may end early
+    stream = client.chat.completions.create(
+        model=VLM_ID, messages=_image_messages(path, question), temperature=0, max_tokens=8,
+        stream=True,
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == answer
+    # --no-exif: the CLI adds no EXIF context to the prompt, as the server does not.
+    import json
+    out = subprocess.run(
+        [str(binary), "run", VLM_ID, "--image", str(path), "--no-exif", "--temperature", "0",
+         "--max-tokens", "8", "--json", question],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    resp = json.loads(out.stdout)["data"]["response"]
+    table, sep, cli_answer = resp.partition("</details>\n\n")
+    assert sep and table.startswith("<details>"), resp
+    assert cli_answer == answer
+
+
+def test_image_errors_are_typed(client, server):
+    if server[2] is None:
+        pytest.skip("needs the fixture's cache")
+    url = [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "http://127.0.0.1:1/cat.png"}},
+        {"type": "text", "text": "what is it?"}]}]
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=VLM_ID, messages=url)
+    assert e.value.body["code"] == "remote_image_refused"
+    corrupt = [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgoAAAAAAAAA"}}]}]
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=VLM_ID, messages=corrupt)
+    assert e.value.body["code"] == "invalid_image"
+    # An image to the text model: refused by capability, never silently dropped.
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(
+            model=MODEL_ID, messages=_image_messages(VLM_IMAGES / "square.png", "what?"))
+    assert e.value.body["type"] == "capability_mismatch"
