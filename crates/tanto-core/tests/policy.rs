@@ -474,6 +474,9 @@ fn vision_models_route_to_the_vision_engine_for_images_and_for_text() {
     let p = probe(&presets::smolvlm(), "HuggingFaceTB/tiny-SmolVLM");
     assert!(p.runnable(), "{:?} / {:?}", p.health, p.runtime);
     assert!(p.has(tanto_core::probe::CAP_VISION));
+    // Loaded in f32: the gate counts four bytes a parameter.
+    let need = tanto_core::policy::memory_need(&p, &PolicyConfig::default());
+    assert!(need.weights >= p.parameters.unwrap() * 4);
     let d = decide(&p, Request::Vision, &plenty(), &PolicyConfig::default());
     assert_eq!(d.verdict, Verdict::Allow, "{:#?}", d.gates);
     assert_eq!(d.backend, Some(Backend::Vision));

@@ -50,6 +50,7 @@ pub fn default_request(p: &Probe) -> Request {
     match p.kind {
         ModelKind::Embedding => Request::Embeddings,
         ModelKind::Audio => Request::Audio,
+        _ if p.has(tanto_core::probe::CAP_VISION) => Request::Vision,
         _ => Request::Text,
     }
 }

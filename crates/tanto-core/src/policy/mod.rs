@@ -175,6 +175,11 @@ pub fn memory_need(p: &Probe, cfg: &PolicyConfig) -> MemoryNeed {
         (None, ModelKind::Audio | ModelKind::Embedding, Some(n)) => {
             n.saturating_mul(4).max(p.weights_bytes)
         }
+        // Safetensors up to 3 GiB load in f32 (tanto-engine's compute dtype),
+        // so a bf16 file takes twice its size.
+        (None, _, Some(n)) if p.format == probe::Format::Safetensors && p.weights_bytes <= 3 << 30 => {
+            n.saturating_mul(4).max(p.weights_bytes)
+        }
         _ => p.weights_bytes,
     };
     let kv_dtype_bytes = match (p.format, &p.mlx) {
