@@ -177,7 +177,9 @@ pub fn memory_need(p: &Probe, cfg: &PolicyConfig) -> MemoryNeed {
         }
         // Safetensors up to 3 GiB load in f32 (tanto-engine's compute dtype),
         // so a bf16 file takes twice its size.
-        (None, _, Some(n)) if p.format == probe::Format::Safetensors && p.weights_bytes <= 3 << 30 => {
+        (None, _, Some(n))
+            if p.format == probe::Format::Safetensors && p.weights_bytes <= 3 << 30 =>
+        {
             n.saturating_mul(4).max(p.weights_bytes)
         }
         _ => p.weights_bytes,

@@ -183,13 +183,22 @@ fn tile_multiple_size(h: usize, w: usize, tile: usize) -> (usize, usize) {
 impl ProcessorConfig {
     /// Resize, split and add the global image, like `Idefics3ImageProcessor.preprocess`.
     pub fn process(&self, img: &Rgb8) -> ProcessedImage {
-        let mut cur = img.clone();
+        use std::borrow::Cow;
+        // Resizing to the same size is a copy in Pillow: skip it here.
+        fn step<'a>(cur: Cow<'a, Rgb8>, w: usize, h: usize, f: Filter) -> Cow<'a, Rgb8> {
+            if (w, h) == (cur.width, cur.height) {
+                cur
+            } else {
+                Cow::Owned(resize(&cur, w, h, f))
+            }
+        }
+        let mut cur: Cow<'_, Rgb8> = Cow::Borrowed(img);
         if self.do_resize {
             let (h, w) = longest_edge_size(cur.height, cur.width, self.longest_edge);
-            cur = resize(&cur, w, h, self.filter);
+            cur = step(cur, w, h, self.filter);
         }
         if !self.do_image_splitting {
-            let sq = resize(&cur, self.tile, self.tile, self.filter);
+            let sq = step(cur, self.tile, self.tile, self.filter).into_owned();
             return ProcessedImage {
                 rows: 0,
                 cols: 0,
@@ -197,12 +206,12 @@ impl ProcessorConfig {
             };
         }
         let (h, w) = tile_multiple_size(cur.height, cur.width, self.tile);
-        cur = resize(&cur, w, h, self.filter);
+        cur = step(cur, w, h, self.filter);
         if h <= self.tile && w <= self.tile {
             return ProcessedImage {
                 rows: 0,
                 cols: 0,
-                frames: vec![cur],
+                frames: vec![cur.into_owned()],
             };
         }
         let rows = h.div_ceil(self.tile);
@@ -227,19 +236,37 @@ impl ProcessorConfig {
         let plane = f.width * f.height;
         let start = out.len();
         out.resize(start + 3 * plane, 0.0);
-        let dst = &mut out[start..];
-        for (i, px) in f.data.chunks_exact(3).enumerate() {
-            for c in 0..3 {
-                let mut v = if self.do_rescale {
-                    (px[c] as f64 * self.rescale_factor) as f32
+        self.normalize_to(f, &mut out[start..]);
+    }
+
+    /// The value of each byte in each channel: a pure function of the byte.
+    fn table(&self) -> [[f32; 256]; 3] {
+        let mut t = [[0f32; 256]; 3];
+        for (c, row) in t.iter_mut().enumerate() {
+            for (b, v) in row.iter_mut().enumerate() {
+                let mut x = if self.do_rescale {
+                    (b as f64 * self.rescale_factor) as f32
                 } else {
-                    px[c] as f32
+                    b as f32
                 };
                 if self.do_normalize {
-                    v = (v - self.mean[c]) / self.std[c];
+                    x = (x - self.mean[c]) / self.std[c];
                 }
-                dst[c * plane + i] = v;
+                *v = x;
             }
+        }
+        t
+    }
+
+    fn normalize_to(&self, f: &Rgb8, dst: &mut [f32]) {
+        let plane = f.width * f.height;
+        let t = self.table();
+        let (r, rest) = dst.split_at_mut(plane);
+        let (g, b) = rest.split_at_mut(plane);
+        for (i, px) in f.data.chunks_exact(3).enumerate() {
+            r[i] = t[0][px[0] as usize];
+            g[i] = t[1][px[1] as usize];
+            b[i] = t[2][px[2] as usize];
         }
     }
 
@@ -250,15 +277,25 @@ impl ProcessorConfig {
             use rayon::prelude::*;
             images.par_iter().map(|i| self.process(i)).collect()
         };
-        let mut data = Vec::new();
-        let mut grids = Vec::with_capacity(processed.len());
-        let mut n = 0;
-        for p in &processed {
-            for f in &p.frames {
+        let frames: Vec<&Rgb8> = processed.iter().flat_map(|p| &p.frames).collect();
+        let grids: Vec<(usize, usize)> = processed.iter().map(|p| (p.rows, p.cols)).collect();
+        let n = frames.len();
+        let per = 3 * self.tile * self.tile;
+        let mut data = vec![0f32; n * per];
+        if frames
+            .iter()
+            .all(|f| f.width == self.tile && f.height == self.tile)
+        {
+            use rayon::prelude::*;
+            data.par_chunks_mut(per)
+                .zip(frames.par_iter())
+                .for_each(|(dst, f)| self.normalize_to(f, dst));
+        } else {
+            // Not reachable with the processor's own sizes; kept general.
+            data.clear();
+            for f in &frames {
                 self.normalize_into(f, &mut data);
-                n += 1;
             }
-            grids.push((p.rows, p.cols));
         }
         (
             PixelValues {

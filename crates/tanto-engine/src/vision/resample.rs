@@ -220,8 +220,8 @@ fn horizontal_row(src: &[u8], out: &mut [u8], c: &Coeffs) {
         let (xmin, n) = c.bounds[xx];
         let k = &c.k[xx * c.ksize..xx * c.ksize + n];
         let mut s = [1i32 << (PRECISION_BITS - 1); 3];
-        for (x, &w) in k.iter().enumerate() {
-            let p = &src[(xmin + x) * 3..(xmin + x) * 3 + 3];
+        let win = &src[xmin * 3..(xmin + n) * 3];
+        for (p, &w) in win.chunks_exact(3).zip(k) {
             s[0] = s[0].wrapping_add(p[0] as i32 * w);
             s[1] = s[1].wrapping_add(p[1] as i32 * w);
             s[2] = s[2].wrapping_add(p[2] as i32 * w);
