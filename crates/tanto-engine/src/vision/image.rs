@@ -188,8 +188,9 @@ fn decode_jpeg(
     check: impl Fn(u32, u32) -> Result<(), ImageError>,
 ) -> Result<Rgb8, ImageError> {
     let run = || -> Result<Rgb8, ImageError> {
-        let d =
-            mozjpeg::Decompress::new_mem(bytes).map_err(|e| ImageError::Corrupt(e.to_string()))?;
+        let d = mozjpeg::Decompress::with_err(jpeg_errors())
+            .from_mem(bytes)
+            .map_err(|e| ImageError::Corrupt(e.to_string()))?;
         let (w, h) = (d.width() as u32, d.height() as u32);
         check(w, h)?;
         if matches!(
@@ -224,6 +225,38 @@ fn decode_jpeg(
             Err(ImageError::Corrupt(msg))
         }
     }
+}
+
+/// libjpeg's error manager with its fatal errors and a cut-short file (which
+/// libjpeg only warns about, padding the picture with grey) both unwinding
+/// into the decoder's `catch_unwind`: Pillow refuses a truncated JPEG too
+/// ("image file is truncated"). Other warnings (extraneous bytes) are ignored,
+/// as Pillow ignores them.
+fn jpeg_errors() -> mozjpeg_sys::jpeg_error_mgr {
+    use mozjpeg_sys::{jpeg_common_struct, jpeg_std_error, JWRN_JPEG_EOF};
+    use std::os::raw::c_int;
+    extern "C-unwind" fn fatal(cinfo: &mut jpeg_common_struct) {
+        // SAFETY: libjpeg calls this with its own, initialised `err`.
+        let code = unsafe { cinfo.err.as_ref().map_or(-1, |e| e.msg_code) };
+        std::panic::resume_unwind(Box::new(format!(
+            "libjpeg error {code} (corrupt JPEG data)"
+        )));
+    }
+    extern "C-unwind" fn message(cinfo: &mut jpeg_common_struct, level: c_int) {
+        // SAFETY: as above.
+        let code = unsafe { cinfo.err.as_ref().map_or(-1, |e| e.msg_code) };
+        if level < 0 && code == JWRN_JPEG_EOF as c_int {
+            std::panic::resume_unwind(Box::new(
+                "the JPEG data ends early (truncated file)".to_string(),
+            ));
+        }
+    }
+    // SAFETY: jpeg_std_error fills every field of the zeroed manager.
+    let mut err: mozjpeg_sys::jpeg_error_mgr = unsafe { std::mem::zeroed() };
+    unsafe { jpeg_std_error(&mut err) };
+    err.error_exit = Some(fatal);
+    err.emit_message = Some(message);
+    err
 }
 
 fn decode_other(
@@ -393,6 +426,13 @@ fn parse_exif_datetime(s: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
     #[test]
     fn exif_datetimes_parse_or_are_dropped() {
         assert_eq!(
@@ -446,6 +486,29 @@ mod tests {
             Err(ImageError::TooLarge { .. })
         ));
         assert_eq!(ImageError::Unsupported("bmp".into()).http_status(), 415);
+        // A 133-byte PNG that claims 100000 x 100000 pixels: refused from its
+        // header, before any pixel buffer is allocated.
+        let bomb = hex("89504e470d0a1a0a0000000d49484452000186a0000186a0080200000027309c9f0000000c49444154789c6360a00c000000400001b7347cef0000000049454e44ae426082");
+        match decode(&bomb, l) {
+            Err(ImageError::TooManyPixels { width, height, .. }) => {
+                assert_eq!((width, height), (100_000, 100_000))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            decode(&bomb, l).unwrap_err().http_status(),
+            413,
+            "too many pixels is a payload problem"
+        );
+        // A JPEG cut short: libjpeg's error becomes a typed error, not a crash.
+        let jpeg = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/vlm-tiny/images/exif.jpg"
+        ))
+        .unwrap();
+        for cut in [2, 20, 200, jpeg.len() / 2, jpeg.len() - 10] {
+            assert!(decode(&jpeg[..cut], l).is_err(), "cut at {cut}");
+        }
         assert_eq!(ImageError::Empty.http_status(), 400);
     }
 }
