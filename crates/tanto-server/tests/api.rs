@@ -1392,3 +1392,53 @@ async fn image_parts_are_validated_before_any_load() {
     );
     assert_eq!(s.counters.loads.load(Ordering::SeqCst), 0);
 }
+
+/// Embeddings queue like generations: 64 queued or running per model, then
+/// 429 with Retry-After, and the model serves again once the queue drains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_embedding_queue_is_429_with_retry_after() {
+    let s = TestServer::start(|_| {}).await;
+    let body = |t: &str| json!({"model": "test/embedder", "input": t});
+    let (st, v) = s.post_json("/v1/embeddings", &body("hello world")).await;
+    assert_eq!(st, 200, "{v}");
+    let mut slow = Vec::new();
+    for _ in 0..64 {
+        let url = s.url("/v1/embeddings");
+        let b = body("slow delay=150");
+        slow.push(tokio::spawn(async move {
+            client()
+                .post(url)
+                .json(&b)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    let t0 = Instant::now();
+    loop {
+        let (_, h) = s.get_json("/health").await;
+        if h["loaded"][0]["queued"].as_u64() == Some(64) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "queue never filled: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = client()
+        .post(s.url("/v1/embeddings"))
+        .json(&body("one more"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "rate_limit_exceeded", "{v}");
+    for h in slow {
+        assert_eq!(h.await.unwrap().unwrap(), 200, "queued requests are served");
+    }
+    let (st, _) = s.post_json("/v1/embeddings", &body("hello again")).await;
+    assert_eq!(st, 200);
+}

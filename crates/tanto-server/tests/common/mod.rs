@@ -208,6 +208,33 @@ pub struct Counters {
 pub struct FakeLoader(pub Arc<Counters>);
 
 impl Loader for FakeLoader {
+    /// A fake embedder (4-dimensional vectors), slowed by `delay=MS` in an
+    /// input (queue tests).
+    fn load_embedder(
+        &self,
+        plan: &LoadPlan,
+        spec: &tanto_engine::embed::EmbeddingSpec,
+        _opts: &LoadOptions,
+    ) -> Result<Box<dyn tanto_engine::embed::EmbeddingModel>, EngineError> {
+        self.0.loads.fetch_add(1, Ordering::SeqCst);
+        Ok(Box::new(SlowEmbedder {
+            info: tanto_engine::embed::EmbeddingModelInfo {
+                name: plan.name.clone(),
+                architecture: plan.architecture.clone(),
+                dimensions: 4,
+                max_seq_length: 64,
+                vocab_size: 100,
+                pooling: "mean".into(),
+                normalize: true,
+                matryoshka: false,
+                backend: "fake".into(),
+                load_time: Duration::from_millis(1),
+            },
+            spec: spec.clone(),
+            delay_ms: Default::default(),
+        }))
+    }
+
     fn load(
         &self,
         plan: &LoadPlan,
@@ -227,6 +254,58 @@ impl Loader for FakeLoader {
             counters: self.0.clone(),
             vocab: Default::default(),
         }))
+    }
+}
+
+/// An embedder that sleeps `delay=MS` (read from its inputs) before embedding.
+pub struct SlowEmbedder {
+    info: tanto_engine::embed::EmbeddingModelInfo,
+    spec: tanto_engine::embed::EmbeddingSpec,
+    delay_ms: std::sync::atomic::AtomicU64,
+}
+
+impl tanto_engine::embed::EmbeddingModel for SlowEmbedder {
+    fn info(&self) -> &tanto_engine::embed::EmbeddingModelInfo {
+        &self.info
+    }
+    fn spec(&self) -> &tanto_engine::embed::EmbeddingSpec {
+        &self.spec
+    }
+    fn encode(
+        &self,
+        inputs: &[tanto_engine::embed::EmbedInput],
+        _input_type: tanto_engine::embed::InputType,
+        _instruct: Option<&str>,
+    ) -> Result<Vec<tanto_engine::embed::EncodedInput>, EngineError> {
+        let mut out = Vec::new();
+        for i in inputs {
+            let ids: Vec<u32> = match i {
+                tanto_engine::embed::EmbedInput::Text(t) => {
+                    if let Some(ms) = t
+                        .split_whitespace()
+                        .find_map(|w| w.strip_prefix("delay=")?.parse().ok())
+                    {
+                        self.delay_ms.store(ms, Ordering::SeqCst);
+                    }
+                    (1..=t.split_whitespace().count() as u32).collect()
+                }
+                tanto_engine::embed::EmbedInput::Tokens(t) => t.clone(),
+            };
+            out.push(tanto_engine::embed::EncodedInput {
+                ids,
+                pooling_skip: 0,
+                truncated_tokens: 0,
+            });
+        }
+        Ok(out)
+    }
+    fn embed_encoded(
+        &mut self,
+        inputs: &[tanto_engine::embed::EncodedInput],
+    ) -> Result<Vec<Vec<f32>>, EngineError> {
+        let ms = self.delay_ms.swap(0, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(ms));
+        Ok(inputs.iter().map(|_| vec![0.5; 4]).collect())
     }
 }
 
