@@ -107,6 +107,20 @@ impl Child {
         Some(mask & (1 << (libc::SIGPIPE - 1)) != 0)
     }
 
+    /// Peak resident memory of the process so far (Linux `VmHWM`), in bytes.
+    fn peak_rss(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb * 1024)
+    }
+
     fn assert_alive(&mut self) {
         if let Some(st) = self.child.try_wait().unwrap() {
             panic!("the server process died: {st}");
@@ -853,4 +867,69 @@ async fn hostile_chat_template_fails_its_request_and_the_model_keeps_serving() {
     }
     let _ = tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
+}
+
+// ---------------------------------------------------------------------------
+// Memory: the hostile requests above, against a server process whose peak
+// resident memory is measured before and after.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_keep_the_server_memory_bounded() {
+    use base64::Engine as _;
+    let mut child = spawn_child("plain");
+    let base = child.base();
+    still_serving(&base).await;
+    let Some(before) = child.peak_rss() else {
+        eprintln!("SKIPPED: no /proc/PID/status on this system");
+        return;
+    };
+    let c = client();
+    let post = |body: Vec<u8>| {
+        c.post(format!("{base}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    // 1. 20 MiB of body: refused by the limit while reading.
+    let big = serde_json::to_vec(&chat_body(CHAT, &"a ".repeat(10 << 20), false)).unwrap();
+    assert_eq!(post(big).await.unwrap().status(), 413);
+    // 2. A prompt just under the body limit: refused before tokenizing.
+    let under = serde_json::to_vec(&chat_body(CHAT, &"a ".repeat(3_900_000), false)).unwrap();
+    assert_eq!(post(under).await.unwrap().status(), 400);
+    // 3. A PNG header claiming 100000 x 100000 pixels (30 GB decoded).
+    const BOMB: &str = "89504e470d0a1a0a0000000d49484452000186a0000186a0080200000027309c9f0000000c49444154789c6360a00c000000400001b7347cef0000000049454e44ae426082";
+    let bomb: Vec<u8> = (0..BOMB.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&BOMB[i..i + 2], 16).unwrap())
+        .collect();
+    let url = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(&bomb)
+    );
+    let img = |url: &str| {
+        serde_json::to_vec(
+            &json!({"model": CHAT, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "what is it"},
+            {"type": "image_url", "image_url": {"url": url}}]}]}),
+        )
+        .unwrap()
+    };
+    assert_eq!(post(img(&url)).await.unwrap().status(), 413);
+    // 4. 5 MiB (6.7 MiB of base64) that is no image.
+    let junk = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(vec![7u8; 5 << 20])
+    );
+    let st = post(img(&junk)).await.unwrap().status().as_u16();
+    assert!(st == 415 || st == 400, "{st}");
+    child.assert_alive();
+    still_serving(&base).await;
+    let after = child.peak_rss().unwrap();
+    let grew = after.saturating_sub(before);
+    eprintln!("peak RSS {} MB -> {} MB", before >> 20, after >> 20);
+    assert!(
+        grew < 200 << 20,
+        "peak RSS grew by {} MB on hostile requests",
+        grew >> 20
+    );
 }
