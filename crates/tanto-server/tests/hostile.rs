@@ -933,3 +933,63 @@ async fn hostile_requests_keep_the_server_memory_bounded() {
         grew >> 20
     );
 }
+
+// ---------------------------------------------------------------------------
+// 2 and 7 over HTTP: hostile model folders in the cache the server reads.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_model_folders_neither_hang_nor_kill_the_server() {
+    let s = TestServer::start(|_| {}).await;
+    // A snapshot whose files link to each other, and a folder linking to its parent.
+    let l = s.fixture.snap("evil/link-loop");
+    std::os::unix::fs::symlink(l.join("b.gguf"), l.join("a.gguf")).unwrap();
+    std::os::unix::fs::symlink(l.join("a.gguf"), l.join("b.gguf")).unwrap();
+    std::fs::create_dir_all(l.join("sub")).unwrap();
+    std::os::unix::fs::symlink("..", l.join("sub/up")).unwrap();
+    std::fs::write(l.join("config.json"), r#"{"model_type":"llama"}"#).unwrap();
+    // config.json is /dev/zero: an endless read if followed blindly.
+    let z = s.fixture.snap("evil/dev-zero");
+    std::os::unix::fs::symlink("/dev/zero", z.join("config.json")).unwrap();
+    write_gguf(&z.join("m.Q4_0.gguf"), "llama", 256, true, false);
+    // A GGUF that claims a context of 4 billion tokens.
+    let h = s.fixture.snap("evil/huge-context");
+    write_gguf(&h.join("m.Q4_0.gguf"), "llama", u32::MAX, true, false);
+
+    let t0 = Instant::now();
+    let (st, v) = s.get_json("/v1/models").await;
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "listing took {:?}",
+        t0.elapsed()
+    );
+    // Each is refused by the probe as unhealthy (a loop, a non-regular
+    // config.json, an implausible context), fast, before any load.
+    for model in ["evil/link-loop", "evil/dev-zero", "evil/huge-context"] {
+        let t0 = Instant::now();
+        let r = client()
+            .post(s.url("/v1/chat/completions"))
+            .json(&chat_body(model, "hi count=1", false))
+            .send()
+            .await
+            .unwrap();
+        let st = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{model}: {:?}",
+            t0.elapsed()
+        );
+        assert_eq!(
+            (st, v["error"]["type"].as_str()),
+            (422, Some("unhealthy_model")),
+            "{model}: {v}"
+        );
+    }
+    assert_eq!(
+        s.counters.loads.load(Ordering::SeqCst),
+        0,
+        "nothing was loaded"
+    );
+    still_serving(&s.base).await;
+}
