@@ -79,7 +79,29 @@ fn at_load(path: &Path, e: EngineError) -> EngineError {
     }
 }
 
-fn threads_of(opts: &LoadOptions) -> usize {
+/// A model folder's tokenizer, chat template source and end-of-sequence ids
+/// (config.json's, its `text_config`'s for multimodal models, and
+/// generation_config.json's).
+fn folder_text_parts(
+    plan: &LoadPlan,
+    cfg: &Value,
+) -> Result<(TextTokenizer, Option<String>, Vec<u32>), EngineError> {
+    let tokenizer = TextTokenizer::from_dir(&plan.dir)
+        .map_err(|e| at_load(&plan.dir.join("tokenizer.json"), e))?;
+    let template_src = find_template_in_dir(&plan.dir)?;
+    let mut eos = Vec::new();
+    eos_ids_from(cfg.get("eos_token_id"), &mut eos);
+    eos_ids_from(
+        cfg.get("text_config").and_then(|t| t.get("eos_token_id")),
+        &mut eos,
+    );
+    if let Some(gc) = read_json_opt(&plan.dir.join("generation_config.json"))? {
+        eos_ids_from(gc.get("eos_token_id"), &mut eos);
+    }
+    Ok((tokenizer, template_src, eos))
+}
+
+pub(crate) fn threads_of(opts: &LoadOptions) -> usize {
     opts.threads
         .filter(|&t| t > 0)
         .unwrap_or_else(crate::threads::default_threads)
@@ -218,14 +240,7 @@ impl TextEngine {
         if !SAFETENSORS_ARCHS.contains(&model_type.as_str()) {
             return Err(EngineError::UnsupportedArchitecture(model_type));
         }
-        let tokenizer = TextTokenizer::from_dir(&plan.dir)
-            .map_err(|e| at_load(&plan.dir.join("tokenizer.json"), e))?;
-        let template_src = find_template_in_dir(&plan.dir)?;
-        let mut eos = Vec::new();
-        eos_ids_from(cfg.get("eos_token_id"), &mut eos);
-        if let Some(gc) = read_json_opt(&plan.dir.join("generation_config.json"))? {
-            eos_ids_from(gc.get("eos_token_id"), &mut eos);
-        }
+        let (tokenizer, template_src, eos) = folder_text_parts(plan, &cfg)?;
         let declared = cfg
             .get("max_position_embeddings")
             .and_then(|v| v.as_u64())
@@ -313,18 +328,7 @@ impl TextEngine {
         backbone: Box<dyn Backbone>,
         backend_name: String,
     ) -> Result<Self, EngineError> {
-        let tokenizer = TextTokenizer::from_dir(&plan.dir)
-            .map_err(|e| at_load(&plan.dir.join("tokenizer.json"), e))?;
-        let template_src = find_template_in_dir(&plan.dir)?;
-        let mut eos = Vec::new();
-        eos_ids_from(cfg.get("eos_token_id"), &mut eos);
-        eos_ids_from(
-            cfg.get("text_config").and_then(|t| t.get("eos_token_id")),
-            &mut eos,
-        );
-        if let Some(gc) = read_json_opt(&plan.dir.join("generation_config.json"))? {
-            eos_ids_from(gc.get("eos_token_id"), &mut eos);
-        }
+        let (tokenizer, template_src, eos) = folder_text_parts(plan, cfg)?;
         Self::finish(
             plan,
             arch,

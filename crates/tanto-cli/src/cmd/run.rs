@@ -12,17 +12,15 @@ use std::time::Instant;
 
 use serde_json::json;
 use tanto_core::error::{ErrorType, TantoError};
-use tanto_core::policy::{self, PolicyConfig, Request};
-use tanto_core::resolve::Stores;
-use tanto_core::{host, probe};
+use tanto_core::policy::Request;
 use tanto_engine::{
     ChatMessage, Delta, FinishReason, Flow, GenerationOutput, LoadOptions, Prompt, TextModel,
 };
 
 use crate::cmd::interrupt::interrupt_flag;
 
-use crate::cmd::run_args::gather_prompt;
 pub use crate::cmd::run_args::Args;
+use crate::cmd::run_args::{gather_prompt, plan_for};
 use crate::output::{self, engine_err, CmdResult, Colors};
 
 /// Exit status of a one-shot run that Ctrl-C ended (128 + SIGINT).
@@ -94,24 +92,7 @@ pub fn run(a: Args) -> CmdResult {
     let json = a.json;
 
     // Resolve → probe → policy, before any load.
-    let stores = Stores::from_env();
-    let resolved = crate::cmd::hub::resolve_or_pull(&a.model, &stores, !a.no_pull, json, "run")?;
-    if resolved.fuzzy {
-        eprintln!(
-            "tanto run: note: '{}' matched {}",
-            a.model, resolved.display_name
-        );
-    }
-    let probe = probe::probe_resolved(&resolved);
-    let (plan, decision) = policy::plan(
-        &probe,
-        Request::Text,
-        &host::detect(),
-        &PolicyConfig::from_env(),
-    )?;
-    for w in &decision.warnings {
-        eprintln!("tanto run: warning: {w}");
-    }
+    let plan = plan_for(&a, Request::Text)?;
 
     let prompt_text = gather_prompt(&a)?;
     let interactive = a.chat || prompt_text.is_none();

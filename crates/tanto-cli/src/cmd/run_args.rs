@@ -1,11 +1,17 @@
-//! `tanto run`'s arguments and the prompt they make (words, `--prompt`,
-//! standard input), shared by the text and the `--audio` paths.
+//! `tanto run`'s arguments, the prompt they make (words, `--prompt`,
+//! standard input) and the plan they resolve to, shared by the text, the
+//! `--audio` and the `--image` paths.
 
 use std::io::{IsTerminal, Read};
 
 use tanto_core::error::{ErrorType, TantoError};
+use tanto_core::plan::LoadPlan;
+use tanto_core::policy::{self, PolicyConfig, Request};
+use tanto_core::resolve::Stores;
+use tanto_core::{host, probe};
 
 use crate::cmd::generation::GenerationArgs;
+use crate::output::CliError;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -109,4 +115,24 @@ pub(crate) fn gather_prompt(a: &Args) -> Result<Option<String>, TantoError> {
         (false, false) => format!("{stdin_text}\n\n{joined}"),
     };
     Ok(Some(prompt))
+}
+
+/// Resolve → probe → policy for `req`, before anything is read or loaded: a
+/// pull of an exact `ORG/NAME` the cache lacks (unless `--no-pull`), the
+/// fuzzy-match note and the policy's warnings on stderr; a block is the error.
+pub(crate) fn plan_for(a: &Args, req: Request) -> Result<LoadPlan, CliError> {
+    let stores = Stores::from_env();
+    let resolved = crate::cmd::hub::resolve_or_pull(&a.model, &stores, !a.no_pull, a.json, "run")?;
+    if resolved.fuzzy {
+        eprintln!(
+            "tanto run: note: '{}' matched {}",
+            a.model, resolved.display_name
+        );
+    }
+    let probe = probe::probe_resolved(&resolved);
+    let (plan, decision) = policy::plan(&probe, req, &host::detect(), &PolicyConfig::from_env())?;
+    for w in &decision.warnings {
+        eprintln!("tanto run: warning: {w}");
+    }
+    Ok(plan)
 }

@@ -9,14 +9,12 @@ use std::time::Instant;
 
 use serde_json::json;
 use tanto_core::error::TantoError;
-use tanto_core::policy::{self, PolicyConfig, Request};
-use tanto_core::resolve::Stores;
-use tanto_core::{host, probe};
+use tanto_core::policy::Request;
 use tanto_engine::audio::{decode::decode_file, AudioError, FFMPEG_HINT};
 use tanto_engine::whisper::{self, subtitles, Task, TranscribeOptions};
 use tanto_engine::LoadOptions;
 
-use crate::cmd::run_args::{gather_prompt, Args};
+use crate::cmd::run_args::{gather_prompt, plan_for, Args};
 use crate::output::engine_err;
 use crate::output::{self, CmdResult};
 
@@ -47,24 +45,7 @@ pub fn run(a: &Args) -> CmdResult {
     let Some(path) = a.audio.as_deref() else {
         return Err(output::internal("transcribe without --audio").into());
     };
-    let stores = Stores::from_env();
-    let resolved = crate::cmd::hub::resolve_or_pull(&a.model, &stores, !a.no_pull, a.json, "run")?;
-    if resolved.fuzzy {
-        eprintln!(
-            "tanto run: note: '{}' matched {}",
-            a.model, resolved.display_name
-        );
-    }
-    let probe = probe::probe_resolved(&resolved);
-    let (plan, decision) = policy::plan(
-        &probe,
-        Request::Audio,
-        &host::detect(),
-        &PolicyConfig::from_env(),
-    )?;
-    for w in &decision.warnings {
-        eprintln!("tanto run: warning: {w}");
-    }
+    let plan = plan_for(a, Request::Audio)?;
     // The prompt words (or piped text) condition the first window.
     let prompt = if a.words.is_empty() && a.prompt.is_none() {
         None

@@ -11,22 +11,21 @@
 //! without vision is refused with `capability_mismatch` before any image is
 //! read or weight loaded.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde_json::json;
 use tanto_core::error::{ErrorType, TantoError};
-use tanto_core::policy::{self, PolicyConfig, Request};
-use tanto_core::resolve::Stores;
-use tanto_core::{host, probe};
+use tanto_core::limits::{read_capped, ReadError};
+use tanto_core::policy::Request;
 use tanto_engine::vision::image::{decode, DecodedImage, ImageError, ImageLimits};
 use tanto_engine::vision::metadata::{augment_prompt, metadata_table, ImageRow};
 use tanto_engine::{ChatMessage, ContentPart, FinishReason, Flow, LoadOptions, Prompt};
 
 use crate::cmd::interrupt::interrupt_flag;
-use crate::cmd::run_args::{gather_prompt, Args};
+use crate::cmd::run_args::{gather_prompt, plan_for, Args};
 use crate::output::{self, engine_err, CmdResult};
 
 /// mlx-knife's default question.
@@ -51,36 +50,18 @@ fn image_err(path: &Path, e: ImageError) -> TantoError {
     }
 }
 
-/// Read one image file under the limit (a fifo or a huge file is refused, not read).
+/// Read one image file under the limit: only a regular file, never more
+/// than the limit (a fifo or a huge file is refused, not read).
 fn read_image(path: &Path) -> Result<DecodedImage, TantoError> {
-    let io = |e: std::io::Error| {
-        TantoError::new(
+    let bytes = read_capped(path, IMAGE_FILE_LIMIT).map_err(|e| match e {
+        ReadError::TooLarge { size, cap } => {
+            image_err(path, ImageError::TooLarge { size, limit: cap })
+        }
+        other => TantoError::new(
             ErrorType::ValidationError,
-            format!("{}: {e}", path.display()),
-        )
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        return Err(TantoError::new(
-            ErrorType::ValidationError,
-            format!("{}: not a regular file", path.display()),
-        ));
-    }
-    if meta.len() > IMAGE_FILE_LIMIT {
-        return Err(image_err(
-            path,
-            ImageError::TooLarge {
-                size: meta.len(),
-                limit: IMAGE_FILE_LIMIT,
-            },
-        ));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    std::fs::File::open(path)
-        .map_err(io)?
-        .take(IMAGE_FILE_LIMIT + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
+            format!("{}: {other}", path.display()),
+        ),
+    })?;
     let limits = ImageLimits {
         max_bytes: IMAGE_FILE_LIMIT,
         ..Default::default()
@@ -118,24 +99,7 @@ pub fn run(a: &Args) -> CmdResult {
         .into());
     }
     let chunk = chunk_size(a)?;
-    let stores = Stores::from_env();
-    let resolved = crate::cmd::hub::resolve_or_pull(&a.model, &stores, !a.no_pull, a.json, "run")?;
-    if resolved.fuzzy {
-        eprintln!(
-            "tanto run: note: '{}' matched {}",
-            a.model, resolved.display_name
-        );
-    }
-    let probe = probe::probe_resolved(&resolved);
-    let (plan, decision) = policy::plan(
-        &probe,
-        Request::Vision,
-        &host::detect(),
-        &PolicyConfig::from_env(),
-    )?;
-    for w in &decision.warnings {
-        eprintln!("tanto run: warning: {w}");
-    }
+    let plan = plan_for(a, Request::Vision)?;
     let question = gather_prompt(a)?.unwrap_or_else(|| DEFAULT_PROMPT.to_string());
     let images: Vec<(PathBuf, Arc<DecodedImage>)> = a
         .image

@@ -43,23 +43,16 @@ pub struct ProcessorConfig {
     pub image_seq_len: usize,
 }
 
-fn invalid(path: &Path, msg: impl Into<String>) -> EngineError {
-    EngineError::InvalidModel {
-        path: path.to_path_buf(),
-        message: msg.into(),
-    }
-}
-
 impl ProcessorConfig {
     /// Read the processor files of model folder `dir`; `image_seq_len` falls
     /// back to the model's own geometry when `processor_config.json` lacks it.
     pub fn from_dir(dir: &Path, derived_seq_len: usize) -> Result<Self, EngineError> {
         let pp = dir.join("preprocessor_config.json");
         let p = crate::tokenizer::read_json_opt(&pp)?
-            .ok_or_else(|| invalid(&pp, "preprocessor_config.json not found"))?;
+            .ok_or_else(|| inval(&pp, "preprocessor_config.json not found"))?;
         let proc_cfg = crate::tokenizer::read_json_opt(&dir.join("processor_config.json"))?
             .unwrap_or(Value::Null);
-        Self::from_json(&p, &proc_cfg, derived_seq_len).map_err(|m| invalid(&pp, m))
+        Self::from_json(&p, &proc_cfg, derived_seq_len).map_err(|m| inval(&pp, m))
     }
 
     pub fn from_json(p: &Value, proc_cfg: &Value, derived_seq_len: usize) -> Result<Self, String> {
@@ -236,7 +229,7 @@ impl ProcessorConfig {
         let plane = f.width * f.height;
         let start = out.len();
         out.resize(start + 3 * plane, 0.0);
-        self.normalize_to(f, &mut out[start..]);
+        normalize_to(&self.table(), f, &mut out[start..]);
     }
 
     /// The value of each byte in each channel: a pure function of the byte.
@@ -258,18 +251,6 @@ impl ProcessorConfig {
         t
     }
 
-    fn normalize_to(&self, f: &Rgb8, dst: &mut [f32]) {
-        let plane = f.width * f.height;
-        let t = self.table();
-        let (r, rest) = dst.split_at_mut(plane);
-        let (g, b) = rest.split_at_mut(plane);
-        for (i, px) in f.data.chunks_exact(3).enumerate() {
-            r[i] = t[0][px[0] as usize];
-            g[i] = t[1][px[1] as usize];
-            b[i] = t[2][px[2] as usize];
-        }
-    }
-
     /// Pixel values of several images, tiles in prompt order, and each
     /// image's grid.
     pub fn pixel_values(&self, images: &[&Rgb8]) -> (PixelValues, Vec<(usize, usize)>) {
@@ -281,21 +262,17 @@ impl ProcessorConfig {
         let grids: Vec<(usize, usize)> = processed.iter().map(|p| (p.rows, p.cols)).collect();
         let n = frames.len();
         let per = 3 * self.tile * self.tile;
-        let mut data = vec![0f32; n * per];
-        if frames
+        // `process` makes every frame a tile (the global image too).
+        debug_assert!(frames
             .iter()
-            .all(|f| f.width == self.tile && f.height == self.tile)
+            .all(|f| f.width == self.tile && f.height == self.tile));
+        let mut data = vec![0f32; n * per];
+        let table = self.table();
         {
             use rayon::prelude::*;
             data.par_chunks_mut(per)
                 .zip(frames.par_iter())
-                .for_each(|(dst, f)| self.normalize_to(f, dst));
-        } else {
-            // Not reachable with the processor's own sizes; kept general.
-            data.clear();
-            for f in &frames {
-                self.normalize_into(f, &mut data);
-            }
+                .for_each(|(dst, f)| normalize_to(&table, f, dst));
         }
         (
             PixelValues {
@@ -307,6 +284,18 @@ impl ProcessorConfig {
             },
             grids,
         )
+    }
+}
+
+/// One frame through the per-byte table into CHW planes.
+fn normalize_to(t: &[[f32; 256]; 3], f: &Rgb8, dst: &mut [f32]) {
+    let plane = f.width * f.height;
+    let (r, rest) = dst.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    for (i, px) in f.data.chunks_exact(3).enumerate() {
+        r[i] = t[0][px[0] as usize];
+        g[i] = t[1][px[1] as usize];
+        b[i] = t[2][px[2] as usize];
     }
 }
 
@@ -498,7 +487,7 @@ pub struct Loaded {
 fn sub<'a>(cfg: &'a Value, k: &str, path: &Path) -> Result<&'a Value, EngineError> {
     cfg.get(k)
         .filter(|v| v.is_object())
-        .ok_or_else(|| invalid(path, format!("config.json has no {k}")))
+        .ok_or_else(|| inval(path, format!("config.json has no {k}")))
 }
 
 /// Load an Idefics3/SmolVLM folder. `context` bounds the text model's positions.
@@ -523,12 +512,12 @@ pub fn load(
         || vcfg.image_size % vcfg.patch_size != 0
         || vcfg.hidden_size % vcfg.num_attention_heads != 0
     {
-        return Err(invalid(&cfg_path, "vision_config sizes are inconsistent"));
+        return Err(inval(&cfg_path, "vision_config sizes are inconsistent"));
     }
     let scale = cfg.get("scale_factor").and_then(Value::as_u64).unwrap_or(2) as usize;
     let side = vcfg.image_size / vcfg.patch_size;
     if scale == 0 || side % scale != 0 {
-        return Err(invalid(
+        return Err(inval(
             &cfg_path,
             format!("scale_factor {scale} does not divide the {side}x{side} patch grid"),
         ));
@@ -553,16 +542,13 @@ pub fn load(
         .get("image_token_id")
         .and_then(Value::as_u64)
         .map(|v| v as u32)
-        .ok_or_else(|| invalid(&cfg_path, "config.json has no image_token_id"))?;
+        .ok_or_else(|| inval(&cfg_path, "config.json has no image_token_id"))?;
     if image_token as usize >= vocab {
-        return Err(invalid(
-            &cfg_path,
-            "image_token_id is outside the vocabulary",
-        ));
+        return Err(inval(&cfg_path, "image_token_id is outside the vocabulary"));
     }
     let processor = ProcessorConfig::from_dir(dir, seq_len)?;
     if processor.tile != vcfg.image_size {
-        return Err(invalid(
+        return Err(inval(
             &dir.join("preprocessor_config.json"),
             format!(
                 "max_image_size {} differs from the vision tower's image_size {}",
@@ -571,7 +557,7 @@ pub fn load(
         ));
     }
     if processor.image_seq_len != seq_len {
-        return Err(invalid(
+        return Err(inval(
             &dir.join("processor_config.json"),
             format!(
                 "image_seq_len {} but the model makes {seq_len} tokens per tile",

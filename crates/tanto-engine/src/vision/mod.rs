@@ -91,10 +91,7 @@ impl VisionEngine {
             .and_then(Value::as_u64)
             .map(|v| usize::try_from(v).unwrap_or(usize::MAX));
         let context = crate::gguf::effective_context(declared, plan.context_length);
-        let threads = opts
-            .threads
-            .filter(|&t| t > 0)
-            .unwrap_or_else(crate::threads::default_threads);
+        let threads = crate::engine::threads_of(opts);
         let loaded = idefics3::load(&plan.dir, files, &cfg, threads, context)?;
         let pending = loaded.text.pending.clone();
         let backend_name = format!(
@@ -175,25 +172,17 @@ impl VisionEngine {
         let mut out = Vec::with_capacity(messages.len());
         let mut images = Vec::new();
         let mut bytes = 0;
-        let check = |t: &str| -> Result<(), EngineError> {
-            match RESERVED.iter().find(|r| t.contains(**r)) {
-                Some(r) => Err(EngineError::Validation(format!(
-                    "the text contains the model's reserved image marker {r}; remove it or send the image as an image part"
-                ))),
-                None => Ok(()),
-            }
-        };
         for m in messages {
             bytes += m.role.len() + m.content.len();
             let parts: Vec<Value> = if m.parts.is_empty() {
-                check(&m.content)?;
+                reject_reserved(&m.content)?;
                 vec![json!({"type": "text", "text": m.content})]
             } else {
                 let mut v = Vec::with_capacity(m.parts.len());
                 for p in &m.parts {
                     match p {
                         ContentPart::Text(t) => {
-                            check(t)?;
+                            reject_reserved(t)?;
                             v.push(json!({"type": "text", "text": t}));
                         }
                         ContentPart::Image(i) => {
@@ -207,6 +196,26 @@ impl VisionEngine {
             out.push(json!({"role": m.role, "content": parts}));
         }
         Ok((Value::Array(out), bytes, images))
+    }
+
+    /// The chat template over content parts, and the images in prompt order.
+    fn render_chat<'a>(
+        &self,
+        messages: &'a [ChatMessage],
+    ) -> Result<(String, Vec<&'a Arc<image::DecodedImage>>), EngineError> {
+        let (msgs, bytes, images) = Self::template_messages(messages)?;
+        let t = self.text.template().ok_or(EngineError::NoChatTemplate)?;
+        Ok((t.render_json(&msgs, messages.len(), bytes, true)?, images))
+    }
+}
+
+/// Text may not carry the model's image markers: they would move image features.
+fn reject_reserved(t: &str) -> Result<(), EngineError> {
+    match RESERVED.iter().find(|r| t.contains(**r)) {
+        Some(r) => Err(EngineError::Validation(format!(
+            "the text contains the model's reserved image marker {r}; remove it or send the image as an image part"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -222,29 +231,17 @@ impl TextModel for VisionEngine {
     fn render(&self, prompt: &Prompt) -> Result<String, EngineError> {
         match prompt {
             Prompt::Text(t) => Ok(t.clone()),
-            Prompt::Chat(messages) => {
-                let (msgs, bytes, _) = Self::template_messages(messages)?;
-                let t = self.text.template().ok_or(EngineError::NoChatTemplate)?;
-                t.render_json(&msgs, messages.len(), bytes, true)
-            }
+            Prompt::Chat(messages) => Ok(self.render_chat(messages)?.0),
         }
     }
 
     fn encode(&self, prompt: &Prompt) -> Result<EncodedPrompt, EngineError> {
         let (rendered, images) = match prompt {
             Prompt::Text(t) => {
-                if let Some(r) = RESERVED.iter().find(|r| t.contains(**r)) {
-                    return Err(EngineError::Validation(format!(
-                        "the prompt contains the model's reserved image marker {r}"
-                    )));
-                }
+                reject_reserved(t)?;
                 (t.clone(), Vec::new())
             }
-            Prompt::Chat(messages) => {
-                let (msgs, bytes, images) = Self::template_messages(messages)?;
-                let t = self.text.template().ok_or(EngineError::NoChatTemplate)?;
-                (t.render_json(&msgs, messages.len(), bytes, true)?, images)
-            }
+            Prompt::Chat(messages) => self.render_chat(messages)?,
         };
         let rgb: Vec<&resample::Rgb8> = images.iter().map(|i| &i.rgb).collect();
         let (pixels, grids) = if rgb.is_empty() {

@@ -195,31 +195,28 @@ fn fetch(url: &str, param: &str, opts: &ImageOpts) -> Result<Vec<u8>, ApiError> 
         ApiError::invalid(param, format!("'{param}': could not fetch the image: {m}"))
             .with_code("image_fetch_failed")
     };
-    let resp = client.get(url).send().map_err(|e| fail(e.to_string()))?;
-    if !resp.status().is_success() {
-        return Err(fail(format!("HTTP {}", resp.status())));
-    }
-    if resp.content_length().is_some_and(|n| n > opts.per_image) {
-        return Err(too_large(
+    let over = || {
+        too_large(
             param,
             format!(
                 "'{param}': the image is over the {}-byte limit per image",
                 opts.per_image
             ),
-        ));
+        )
+    };
+    let resp = client.get(url).send().map_err(|e| fail(e.to_string()))?;
+    if !resp.status().is_success() {
+        return Err(fail(format!("HTTP {}", resp.status())));
+    }
+    if resp.content_length().is_some_and(|n| n > opts.per_image) {
+        return Err(over());
     }
     let mut buf = Vec::new();
     resp.take(opts.per_image + 1)
         .read_to_end(&mut buf)
         .map_err(|e| fail(e.to_string()))?;
     if buf.len() as u64 > opts.per_image {
-        return Err(too_large(
-            param,
-            format!(
-                "'{param}': the image is over the {}-byte limit per image",
-                opts.per_image
-            ),
-        ));
+        return Err(over());
     }
     Ok(buf)
 }
