@@ -5,11 +5,13 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tanto");
+mod common;
+
+use common::tanto_cmd as tanto;
 
 fn gguf(test: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("TANTO_TEST_MODELS")
@@ -29,19 +31,6 @@ fn gguf(test: &str) -> Option<PathBuf> {
     );
     eprintln!("SKIPPED {test}: {} missing", dir.display());
     None
-}
-
-fn tanto(tmp: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.env("HOME", tmp)
-        .env("HF_HOME", tmp.join("hf"))
-        .env("TANTO_MEMORY_AVAILABLE", "16G")
-        .env("NO_COLOR", "1")
-        .env_remove("HF_HUB_CACHE")
-        .env_remove("TANTO_WORKSPACE_HOME")
-        .env_remove("MLXK_WORKSPACE_HOME")
-        .stdin(Stdio::null());
-    c
 }
 
 #[test]

@@ -6,11 +6,10 @@
 //! is set.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
-use serde_json::Value;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tanto");
+use common::{json, tanto};
 const FOX: &str = "The quick brown fox jump over the lazy dog.";
 
 fn model(test: &str, name: &str) -> Option<PathBuf> {
@@ -39,31 +38,6 @@ fn fixture(name: &str) -> String {
         .join(name)
         .to_string_lossy()
         .into_owned()
-}
-
-fn tanto(tmp: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .env("HOME", tmp)
-        .env("HF_HOME", tmp.join("hf"))
-        .env("TANTO_MEMORY_AVAILABLE", "16G")
-        .env("NO_COLOR", "1")
-        .env_remove("HF_HUB_CACHE")
-        .env_remove("TANTO_WORKSPACE_HOME")
-        .env_remove("MLXK_WORKSPACE_HOME")
-        .stdin(Stdio::null())
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not a JSON envelope ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 #[test]

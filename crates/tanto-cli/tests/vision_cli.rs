@@ -4,11 +4,10 @@
 //! (a text model, bad chunk sizes, missing or corrupt files), each typed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
-use serde_json::Value;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tanto");
+use common::{json, tanto};
 
 fn fx(rel: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -16,32 +15,6 @@ fn fx(rel: &str) -> String {
         .join(rel)
         .to_string_lossy()
         .into_owned()
-}
-
-fn tanto(tmp: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .env("HOME", tmp)
-        .env("HF_HOME", tmp.join("hf"))
-        .env("TANTO_MEMORY_AVAILABLE", "16G")
-        .env("NO_COLOR", "1")
-        .env_remove("HF_HUB_CACHE")
-        .env_remove("TANTO_WORKSPACE_HOME")
-        .env_remove("MLXK_WORKSPACE_HOME")
-        .env_remove("TANTO_VISION_CHUNK")
-        .stdin(Stdio::null())
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not a JSON envelope ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 fn sha8(path: &str) -> String {

@@ -131,12 +131,7 @@ fn pixel_values_prompt_ids_logits_and_greedy_ids_match_transformers() {
             "{name}"
         );
         // The expanded prompt, token for token.
-        let ids: Vec<u32> = case["input_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let ids = common::ids(&case["input_ids"]);
         assert_eq!(enc.ids, ids, "{name}: prompt ids");
         // First-step logits (f32).
         let logits = m.first_logits(&enc).unwrap();
@@ -163,12 +158,7 @@ fn pixel_values_prompt_ids_logits_and_greedy_ids_match_transformers() {
         let out = m
             .generate_encoded(&enc, &params, &mut |_| Flow::Continue)
             .unwrap();
-        let greedy: Vec<u32> = case["greedy_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let greedy = common::ids(&case["greedy_ids"]);
         assert_eq!(out.token_ids, greedy, "{name}: greedy ids");
         assert_eq!(out.usage.prompt_tokens, ids.len());
     }

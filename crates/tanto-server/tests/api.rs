@@ -1044,6 +1044,49 @@ fn futures_executor_ps_empty(url: &str) -> bool {
     .unwrap()
 }
 
+/// Send 64 slow requests without waiting for them, then wait until the
+/// model reports a full queue (64 queued or running).
+async fn fill_queue(
+    s: &TestServer,
+    path: &str,
+    body: Value,
+) -> Vec<tokio::task::JoinHandle<reqwest::Result<u16>>> {
+    let mut slow = Vec::new();
+    for _ in 0..64 {
+        let url = s.url(path);
+        let b = body.clone();
+        slow.push(tokio::spawn(async move {
+            client()
+                .post(url)
+                .json(&b)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    let t0 = Instant::now();
+    loop {
+        let (_, h) = s.get_json("/health").await;
+        if h["loaded"][0]["queued"].as_u64() == Some(64) {
+            return slow;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "queue never filled: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One more request to a full queue: 429 with Retry-After.
+async fn assert_429(s: &TestServer, path: &str, body: &Value) {
+    let r = client().post(s.url(path)).json(body).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "rate_limit_exceeded", "{v}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_generation_queue_is_429_with_retry_after() {
     let s = TestServer::start(|_| {}).await;
@@ -1057,43 +1100,18 @@ async fn a_full_generation_queue_is_429_with_retry_after() {
         .0,
         200
     );
-    let mut slow = Vec::new();
-    for _ in 0..64 {
-        let url = s.url("/v1/chat/completions");
-        slow.push(tokio::spawn(async move {
-            client()
-                .post(url)
-                .json(&chat_body(CHAT, "hi count=1 delay=200", false))
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        }));
-    }
-    // Wait until the model reports a full queue (64 queued or running).
-    let t0 = Instant::now();
-    loop {
-        let (_, h) = s.get_json("/health").await;
-        if h["loaded"][0]["queued"].as_u64() == Some(64) {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "queue never filled: {h}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let r = client()
-        .post(s.url("/v1/chat/completions"))
-        .json(&chat_body(CHAT, "hi count=1", false))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 429);
-    assert_eq!(r.headers()["retry-after"], "1");
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"]["type"], "rate_limit_exceeded", "{v}");
-    let saw_429 = true;
-    assert!(saw_429, "64 queued requests fill the queue");
+    let slow = fill_queue(
+        &s,
+        "/v1/chat/completions",
+        chat_body(CHAT, "hi count=1 delay=200", false),
+    )
+    .await;
+    assert_429(
+        &s,
+        "/v1/chat/completions",
+        &chat_body(CHAT, "hi count=1", false),
+    )
+    .await;
     for h in slow {
         let st = h.await.unwrap().unwrap();
         assert!(st == 200 || st == 429, "{st}");
@@ -1401,41 +1419,8 @@ async fn a_full_embedding_queue_is_429_with_retry_after() {
     let body = |t: &str| json!({"model": "test/embedder", "input": t});
     let (st, v) = s.post_json("/v1/embeddings", &body("hello world")).await;
     assert_eq!(st, 200, "{v}");
-    let mut slow = Vec::new();
-    for _ in 0..64 {
-        let url = s.url("/v1/embeddings");
-        let b = body("slow delay=150");
-        slow.push(tokio::spawn(async move {
-            client()
-                .post(url)
-                .json(&b)
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        }));
-    }
-    let t0 = Instant::now();
-    loop {
-        let (_, h) = s.get_json("/health").await;
-        if h["loaded"][0]["queued"].as_u64() == Some(64) {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "queue never filled: {h}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let r = client()
-        .post(s.url("/v1/embeddings"))
-        .json(&body("one more"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 429);
-    assert_eq!(r.headers()["retry-after"], "1");
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"]["type"], "rate_limit_exceeded", "{v}");
+    let slow = fill_queue(&s, "/v1/embeddings", body("slow delay=150")).await;
+    assert_429(&s, "/v1/embeddings", &body("one more")).await;
     for h in slow {
         assert_eq!(h.await.unwrap().unwrap(), 200, "queued requests are served");
     }

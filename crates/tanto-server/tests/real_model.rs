@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Value};
-use tanto_server::{ServeConfig, Server};
 
 const MODEL_ID: &str = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF";
 
@@ -53,31 +52,6 @@ fn cache_with(file: &std::path::Path) -> tempfile::TempDir {
     dir
 }
 
-async fn start(
-    hub_root: &std::path::Path,
-) -> (
-    String,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<anyhow::Result<()>>,
-) {
-    let cfg = ServeConfig {
-        port: 0,
-        stores: Some(tanto_core::resolve::Stores {
-            cache: hub_root.join("hub"),
-            workspace_home: None,
-        }),
-        threads: Some(2),
-        ..ServeConfig::default()
-    };
-    let server = Server::bind(cfg).await.expect("bind");
-    let base = format!("http://{}", server.local_addr());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let h = tokio::spawn(server.run(async move {
-        let _ = rx.await;
-    }));
-    (base, tx, h)
-}
-
 fn greedy_chat(stream: bool) -> Value {
     json!({
         "model": MODEL_ID,
@@ -96,7 +70,7 @@ fn greedy_chat(stream: bool) -> Value {
 async fn real_model_end_to_end() {
     let Some(file) = test_model() else { return };
     let dir = cache_with(&file);
-    let (base, stop, handle) = start(dir.path()).await;
+    let (base, stop, handle) = start_engine_server(dir.path()).await;
     let c = client();
 
     // Models list: the real probe's capabilities and context.
@@ -152,14 +126,7 @@ async fn real_model_end_to_end() {
     assert_eq!(r.status(), 200);
     let (events, done) = read_sse(r).await;
     assert!(done);
-    let streamed: String = events
-        .iter()
-        .filter_map(|e| {
-            e["choices"]
-                .get(0)
-                .and_then(|c| c["delta"]["content"].as_str())
-        })
-        .collect();
+    let streamed = streamed_content(&events);
     assert_eq!(streamed, content);
     assert_eq!(
         events.last().unwrap()["usage"]["completion_tokens"],

@@ -14,7 +14,6 @@ use common::*;
 use serde_json::{json, Value};
 use tanto_engine::vision::image::{decode, ImageLimits};
 use tanto_engine::{ChatMessage, ContentPart, Flow, GenerationParams, Prompt};
-use tanto_server::{ServeConfig, Server};
 
 const VLM: &str = "tanto-test/tiny-smolvlm";
 
@@ -70,6 +69,14 @@ fn engine_answer(question: &str) -> (String, usize) {
     (out.content, out.usage.prompt_tokens)
 }
 
+async fn chat(c: &reqwest::Client, base: &str, body: &Value) -> reqwest::Response {
+    c.post(format!("{base}/v1/chat/completions"))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn image_chat_plain_and_streamed_equals_the_engine() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,21 +86,7 @@ async fn image_chat_plain_and_streamed_equals_the_engine() {
         let f = f.unwrap().path();
         std::os::unix::fs::symlink(&f, snap.join(f.file_name().unwrap())).unwrap();
     }
-    let cfg = ServeConfig {
-        port: 0,
-        stores: Some(tanto_core::resolve::Stores {
-            cache: hub.clone(),
-            workspace_home: None,
-        }),
-        threads: Some(2),
-        ..ServeConfig::default()
-    };
-    let server = Server::bind(cfg).await.expect("bind");
-    let base = format!("http://{}", server.local_addr());
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let h = tokio::spawn(server.run(async move {
-        let _ = rx.await;
-    }));
+    let (base, stop, h) = start_engine_server(dir.path()).await;
     let c = client();
 
     // Listed with the vision capability.
@@ -129,12 +122,7 @@ async fn image_chat_plain_and_streamed_equals_the_engine() {
                    {"type": "image_url", "image_url": {"url": data_url(&png()), "detail": "auto"}},
                    {"type": "text", "text": q}]}]})
     };
-    let r = c
-        .post(format!("{base}/v1/chat/completions"))
-        .json(&body(false))
-        .send()
-        .await
-        .unwrap();
+    let r = chat(&c, &base, &body(false)).await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(
@@ -148,23 +136,11 @@ async fn image_chat_plain_and_streamed_equals_the_engine() {
     );
     assert_eq!(v["usage"]["completion_tokens"], 12);
 
-    let r = c
-        .post(format!("{base}/v1/chat/completions"))
-        .json(&body(true))
-        .send()
-        .await
-        .unwrap();
+    let r = chat(&c, &base, &body(true)).await;
     assert_eq!(r.status(), 200);
     let (events, done) = read_sse(r).await;
     assert!(done);
-    let streamed: String = events
-        .iter()
-        .filter_map(|e| {
-            e["choices"]
-                .get(0)
-                .and_then(|c| c["delta"]["content"].as_str())
-        })
-        .collect();
+    let streamed = streamed_content(&events);
     assert_eq!(streamed, want);
 
     // The image stays in the history: a follow-up question is a longer
@@ -176,15 +152,7 @@ async fn image_chat_plain_and_streamed_equals_the_engine() {
                 {"type": "text", "text": q}]},
             {"role": "assistant", "content": want},
             {"role": "user", "content": "And the colour?"}]});
-    let v: Value = c
-        .post(format!("{base}/v1/chat/completions"))
-        .json(&follow)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = chat(&c, &base, &follow).await.json().await.unwrap();
     assert!(
         v["usage"]["prompt_tokens"].as_u64().unwrap() as usize > want_prompt + 4,
         "{v}"
@@ -193,12 +161,7 @@ async fn image_chat_plain_and_streamed_equals_the_engine() {
     // Text only, on the same model.
     let text = json!({"model": VLM, "temperature": 0, "max_tokens": 4,
         "messages": [{"role": "user", "content": "Hello there"}]});
-    let r = c
-        .post(format!("{base}/v1/chat/completions"))
-        .json(&text)
-        .send()
-        .await
-        .unwrap();
+    let r = chat(&c, &base, &text).await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() < 20, "{v}");
@@ -206,12 +169,7 @@ async fn image_chat_plain_and_streamed_equals_the_engine() {
     // The model's image marker typed as text is refused, not misread.
     let sneaky =
         json!({"model": VLM, "messages": [{"role": "user", "content": "<image> what is this"}]});
-    let r = c
-        .post(format!("{base}/v1/chat/completions"))
-        .json(&sneaky)
-        .send()
-        .await
-        .unwrap();
+    let r = chat(&c, &base, &sneaky).await;
     assert_eq!(r.status(), 400);
 
     let _ = stop.send(());

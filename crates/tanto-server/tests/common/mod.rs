@@ -636,3 +636,43 @@ pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
     }
     f()
 }
+
+/// The real engine's server (`Server::bind`) over the hub cache `root/hub`,
+/// on a free loopback port, 2 engine threads: its base URL, the stop
+/// trigger and the task.
+pub async fn start_engine_server(
+    root: &Path,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let cfg = ServeConfig {
+        port: 0,
+        stores: Some(Stores {
+            cache: root.join("hub"),
+            workspace_home: None,
+        }),
+        threads: Some(2),
+        ..ServeConfig::default()
+    };
+    let server = Server::bind(cfg).await.expect("bind");
+    let base = format!("http://{}", server.local_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let h = tokio::spawn(server.run(async move {
+        let _ = rx.await;
+    }));
+    (base, tx, h)
+}
+
+/// The content deltas of a streamed chat, joined.
+pub fn streamed_content(events: &[Value]) -> String {
+    events
+        .iter()
+        .filter_map(|e| {
+            e["choices"]
+                .get(0)
+                .and_then(|c| c["delta"]["content"].as_str())
+        })
+        .collect()
+}
