@@ -244,3 +244,86 @@ fn cached_probes_of_every_preset_and_broken_case_match_fresh_ones() {
         assert_eq!(view(&probe_with(&t, Some(&c))), fresh, "{}", r.name);
     }
 }
+
+/// The check that skips listing the folder still sees every change that the
+/// listing would: files added to or removed from a subfolder (the model
+/// folder's own times stay the same), regular files edited in place, and a
+/// snapshot link pointed at another blob.
+#[cfg(unix)]
+#[test]
+fn changes_below_subfolders_and_in_place_edits_are_seen_without_a_listing() {
+    let env = Env::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let c = cache_in(&tmp);
+    let dir =
+        tanto_testkit::workspace::write_folder(&env.ws_home().join("emb"), &presets::st_embedder());
+    let t = ProbeTarget::from(&tanto_core::resolve::Resolved::from_folder(
+        dir.clone(),
+        "emb".into(),
+    ));
+    let real = probe_with(&t, Some(&c)).parameters;
+    let root_stamp = || tanto_core::fs_walk::Stamp::path(&dir);
+    let before = root_stamp();
+
+    // A file appears in 1_Pooling/: only that subfolder's times change.
+    mark_entry(&c, &t, MARK);
+    assert_eq!(
+        probe_with(&t, Some(&c)).parameters,
+        Some(MARK),
+        "a hit first"
+    );
+    fs::write(dir.join("1_Pooling/extra.json"), b"{}").unwrap();
+    assert_eq!(root_stamp(), before, "the model folder itself is unchanged");
+    let p = probe_with(&t, Some(&c));
+    assert_eq!(p.parameters, real, "new file in a subfolder");
+    assert!(p.files.iter().any(|f| f.path == "1_Pooling/extra.json"));
+
+    // ... and is removed again.
+    mark_entry(&c, &t, MARK);
+    fs::remove_file(dir.join("1_Pooling/extra.json")).unwrap();
+    let p = probe_with(&t, Some(&c));
+    assert_eq!(p.parameters, real, "file removed from a subfolder");
+    assert!(!p.files.iter().any(|f| f.path == "1_Pooling/extra.json"));
+
+    // config.json edited in place, same size, an old mtime set back.
+    mark_entry(&c, &t, MARK);
+    let cfg_path = dir.join("config.json");
+    let text = fs::read_to_string(&cfg_path).unwrap();
+    let edited = text.replace(
+        "\"max_position_embeddings\": 512",
+        "\"max_position_embeddings\": 256",
+    );
+    assert_eq!(edited.len(), text.len());
+    let mtime = fs::metadata(&cfg_path).unwrap().modified().unwrap();
+    fs::write(&cfg_path, &edited).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&cfg_path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let p = probe_with(&t, Some(&c));
+    assert_eq!(
+        p.context_length,
+        Some(256),
+        "edited in place (ctime changed)"
+    );
+
+    // A hub snapshot link retargeted at another blob.
+    let repo = env.cache.add("org/chat", &presets::hf_chat());
+    let ct = target(&env, "org/chat");
+    let commit = repo.main_commit().unwrap();
+    let real = probe_with(&ct, Some(&c)).parameters;
+    mark_entry(&c, &ct, MARK);
+    let link = repo.snapshot_dir(&commit).join("config.json");
+    let blob = repo.blob_of(&commit, "config.json");
+    let mut cfg: Value = serde_json::from_slice(&fs::read(&blob).unwrap()).unwrap();
+    cfg["max_position_embeddings"] = 4_321.into();
+    let other = blob.with_file_name("0123456789abcdef");
+    fs::write(&other, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&other, &link).unwrap();
+    let p = probe_with(&ct, Some(&c));
+    assert_eq!(p.parameters, real);
+    assert_eq!(p.context_length, Some(4_321), "retargeted link");
+}

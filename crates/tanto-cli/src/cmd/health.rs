@@ -24,7 +24,7 @@ pub struct Args {
 pub fn gather_entries(args: &Args) -> Result<Vec<Entry>, CliError> {
     let stores = Stores::from_env();
     match &args.model {
-        None => Ok(gather(&stores, None)),
+        None => Ok(gather(&stores, None, false)),
         Some(spec) => match resolve::resolve(spec, &stores) {
             Ok(r) => Ok(vec![Entry::new(r)]),
             Err(e) if e.kind == ErrorType::ModelNotFound => Ok(Vec::new()),

@@ -57,20 +57,20 @@ pub struct Data {
 
 pub fn gather(args: &Args) -> Data {
     let stores = Stores::from_env();
-    let entries = crate::models::gather(&stores, args.pattern.as_deref());
+    let entries = crate::models::gather(&stores, args.pattern.as_deref(), args.json);
     Data { entries, stores }
 }
 
 /// mlx-knife's `{models, count, system}`; never filtered by the flags.
-pub fn render_json(d: &Data) -> Value {
-    let models: Vec<_> = d.entries.iter().map(Entry::object).collect();
+pub fn render_json(d: Data) -> Value {
+    let models: Vec<_> = d.entries.into_iter().map(Entry::into_object).collect();
     json!({"models": models, "count": models.len(), "system": crate::cmd::version::system_json()})
 }
 
 pub fn run(args: Args) -> CmdResult {
     let d = gather(&args);
     if args.json {
-        output::print_json(&output::envelope_ok("list", render_json(&d)));
+        output::print_json(&output::envelope_ok("list", render_json(d)));
     } else {
         render_human(&d, &args);
     }

@@ -16,6 +16,12 @@
 //! - for cache repos the `blobs/` folder (an `.incomplete` blob changes it)
 //!   and, for unhealthy results, the interrupted-pull marker.
 //!
+//! [`ProbeCache::lookup_unlisted`] checks an entry without listing the
+//! folder: a name is added, removed, renamed or replaced only through its
+//! folder, which changes that folder's times, so while the model folder and
+//! every subfolder of the listing keep their stamps the listing is the same,
+//! and a stat of each listed path (links followed) checks the rest.
+//!
 //! Entries whose files changed less than [`RACY_WINDOW`] before the probe are
 //! not stored: file times have coarse granularity, so a second write in the
 //! same tick could otherwise go unnoticed (git's "racy" index entries).
@@ -26,7 +32,7 @@
 //! never see a half-written entry; an unreadable, corrupt or foreign entry is
 //! ignored and overwritten.
 
-use std::fs::{self, Metadata};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
@@ -41,58 +47,14 @@ use crate::limits;
 use crate::resolve::cache::write_unique_atomic;
 
 /// Bump when the entry format or the meaning of a probe field changes.
-pub const FORMAT: u32 = 3;
+pub const FORMAT: u32 = 4;
 /// Largest entry read back (a config.json is at most [`limits::JSON_MAX`]).
 pub const ENTRY_MAX: u64 = 2 * limits::JSON_MAX;
 /// Files changed this recently are not trusted to show their next change.
 pub const RACY_WINDOW: Duration = Duration::from_secs(2);
 
-/// Identity and times of one file or folder (what a change would alter).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Stamp {
-    pub dev: u64,
-    pub ino: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-}
-
-impl Stamp {
-    #[cfg(unix)]
-    pub fn of(m: &Metadata) -> Self {
-        use std::os::unix::fs::MetadataExt;
-        Stamp {
-            dev: m.dev(),
-            ino: m.ino(),
-            mtime_ns: m.mtime().saturating_mul(1_000_000_000) + m.mtime_nsec(),
-            ctime_ns: m.ctime().saturating_mul(1_000_000_000) + m.ctime_nsec(),
-        }
-    }
-
-    #[cfg(not(unix))]
-    pub fn of(m: &Metadata) -> Self {
-        let ns = |t: std::io::Result<SystemTime>| {
-            t.ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos() as i64)
-        };
-        Stamp {
-            dev: 0,
-            ino: 0,
-            mtime_ns: ns(m.modified()),
-            ctime_ns: ns(m.created()),
-        }
-    }
-
-    /// The stamp of `path` (following links), None when it does not exist.
-    pub fn path(path: &Path) -> Option<Self> {
-        fs::metadata(path).ok().map(|m| Stamp::of(&m))
-    }
-
-    /// The later of mtime and ctime, in ns since the epoch.
-    fn newest_ns(&self) -> i64 {
-        self.mtime_ns.max(self.ctime_ns)
-    }
-}
+pub use crate::fs_walk::Stamp;
+use crate::fs_walk::{DirStat, Meta};
 
 /// What a probe is of (the entry's file name is a hash of it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +70,8 @@ struct TargetKey {
 pub struct Key {
     target: TargetKey,
     dir: Stamp,
+    /// The stamps of the listing's subfolders.
+    subdirs: Vec<(String, Stamp)>,
     blobs: Option<Stamp>,
     /// Where the target's interrupted-pull marker would be.
     marker_path: Option<PathBuf>,
@@ -119,6 +83,8 @@ struct Entry {
     build: String,
     target: TargetKey,
     dir: Stamp,
+    #[serde(default)]
+    subdirs: Vec<(String, Stamp)>,
     blobs: Option<Stamp>,
     /// The pull marker's stamp (None: absent), recorded for unhealthy probes.
     marker: Option<Stamp>,
@@ -231,47 +197,85 @@ impl ProbeCache {
         self.dir.join(format!("{}.json", &h[..32]))
     }
 
-    /// The key of a probe of `t` whose folder has `dir` and listing `files`.
-    pub fn key(&self, t: &ProbeTarget, dir: Stamp, files: &[FileEntry]) -> Key {
+    /// The key of a probe of `t` whose folder `root` has `dir` and listing `files`.
+    pub fn key(&self, t: &ProbeTarget, root: &Path, dir: Stamp, files: &[FileEntry]) -> Key {
         let blobs = t
             .repo
             .as_ref()
             .and_then(|r| Stamp::path(&r.dir.join("blobs")));
+        let subdirs = subdirs(root, files);
         let newest_ns = files
             .iter()
             .map(|f| f.stamp.newest_ns())
             .chain([dir.newest_ns()])
+            .chain(subdirs.iter().map(|(_, s)| s.newest_ns()))
             .chain(blobs.map(|b| b.newest_ns()))
             .max()
             .unwrap_or(0);
         Key {
             target: target_key(t),
             dir,
+            subdirs,
             blobs,
             marker_path: t.repo.as_ref().and_then(|r| r.pull_marker_path()),
             newest_ns,
         }
     }
 
-    /// The stored probe for `key`, if its entry matches in every part.
-    pub fn lookup(&self, key: &Key, files: &[FileEntry]) -> Option<Probe> {
-        let bytes = limits::read_capped(&self.entry_file(&key.target), ENTRY_MAX).ok()?;
+    /// The stored entry for `t`, if it is this build's and of this target.
+    fn entry(&self, target: &TargetKey) -> Option<Entry> {
+        let bytes = limits::read_capped(&self.entry_file(target), ENTRY_MAX).ok()?;
         let e: Entry = serde_json::from_slice(&bytes).ok()?;
-        if e.build != self.build
-            || e.target != key.target
-            || e.dir != key.dir
-            || e.blobs != key.blobs
-            || e.files != files
-        {
-            return None;
-        }
-        if !e.probe.health.healthy && key.marker_path.as_deref().and_then(Stamp::path) != e.marker {
+        (e.build == self.build && &e.target == target).then_some(e)
+    }
+
+    /// The entry's probe, when the pull marker agrees for unhealthy results.
+    fn hit(e: Entry, marker_path: Option<&Path>) -> Option<Probe> {
+        if !e.probe.health.healthy && marker_path.and_then(Stamp::path) != e.marker {
             return None;
         }
         let mut p = e.probe;
         p.files = e.files;
         p.config = e.config;
         Some(p)
+    }
+
+    /// The stored probe for `key`, if its entry matches in every part.
+    pub fn lookup(&self, key: &Key, files: &[FileEntry]) -> Option<Probe> {
+        let e = self.entry(&key.target)?;
+        if e.dir != key.dir || e.subdirs != key.subdirs || e.blobs != key.blobs || e.files != files
+        {
+            return None;
+        }
+        Self::hit(e, key.marker_path.as_deref())
+    }
+
+    /// The stored probe of `t` (model folder `root`, stamped `dir`), checked
+    /// without listing the folder (see the module docs): the folder and
+    /// subfolder stamps, then one stat per listed path.
+    pub fn lookup_unlisted(&self, t: &ProbeTarget, root: &Path, dir: Stamp) -> Option<Probe> {
+        let e = self.entry(&target_key(t))?;
+        if e.dir != dir {
+            return None;
+        }
+        let blobs = t
+            .repo
+            .as_ref()
+            .and_then(|r| Stamp::path(&r.dir.join("blobs")));
+        if e.blobs != blobs {
+            return None;
+        }
+        let at = DirStat::open(root);
+        for (rel, stamp) in &e.subdirs {
+            if at.stat(rel).map(|m| m.stamp) != Some(*stamp) {
+                return None;
+            }
+        }
+        if !e.files.iter().all(|f| unchanged(f, at.stat(&f.path))) {
+            return None;
+        }
+        let marker = t.repo.as_ref().and_then(|r| r.pull_marker_path());
+        Self::hit(e, marker.as_deref())
     }
 
     /// Store `p` under `key` (best effort; skipped for racy results).
@@ -290,6 +294,7 @@ impl ProbeCache {
             build: self.build.clone(),
             target: key.target,
             dir: key.dir,
+            subdirs: key.subdirs,
             blobs: key.blobs,
             marker,
             files: p.files.clone(),
@@ -307,6 +312,47 @@ impl ProbeCache {
         }
         let _ = write_unique_atomic(&path, &bytes);
     }
+}
+
+/// Whether `f`, stat'ed now as `now`, is as it was listed.
+fn unchanged(f: &FileEntry, now: Option<Meta>) -> bool {
+    match now {
+        None => f.dangling,
+        Some(m) => {
+            !f.dangling
+                && !m.is_dir
+                && m.stamp == f.stamp
+                && (if m.is_file { m.len } else { 0 }) == f.size
+                && (!m.is_file).then_some(m.type_name) == f.special
+        }
+    }
+}
+
+/// Every subfolder the listing has files in, with its stamp, sorted.
+fn subdirs(root: &Path, files: &[FileEntry]) -> Vec<(String, Stamp)> {
+    let mut names: Vec<&str> = Vec::new();
+    for f in files {
+        let mut rest = f.path.as_str();
+        while let Some((parent, _)) = rest.rsplit_once('/') {
+            names.push(parent);
+            rest = parent;
+        }
+    }
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let at = DirStat::open(root);
+    names
+        .into_iter()
+        .map(|n| {
+            (
+                n.to_string(),
+                at.stat(n).map(|m| m.stamp).unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 fn target_key(t: &ProbeTarget) -> TargetKey {

@@ -4,7 +4,6 @@
 //! a device is reported, never opened). Everything later works from this one
 //! listing.
 
-use std::fs;
 use std::path::Path;
 
 use super::health::Findings;
@@ -48,23 +47,27 @@ pub(crate) fn scan_files(root: &Path) -> Vec<FileEntry> {
     let mut out = Vec::new();
     let walk = fs_walk(root)
         .follow_links(true)
+        .with_meta(true)
         .skip_dir(|name| name.starts_with('.') || name == "__pycache__");
     for e in walk {
+        if e.is_dir {
+            continue;
+        }
         let name = e.file_name();
-        // One stat follows symlinks for the size; the walk's entry already
-        // says whether the name itself is a link.
-        match fs::metadata(&e.path) {
-            Ok(m) if m.is_dir() => {}
-            Ok(m) => out.push(FileEntry {
+        // The walk's one stat (links followed) gives the size; its entry says
+        // whether the name itself is a link.
+        match e.meta {
+            Some(m) if m.is_dir => {}
+            Some(m) => out.push(FileEntry {
                 kind: file_kind(&name),
                 path: e.rel,
-                size: if m.is_file() { m.len() } else { 0 },
+                size: if m.is_file { m.len } else { 0 },
                 symlink: e.is_symlink,
                 dangling: false,
-                special: (!m.is_file()).then(|| limits::file_type_name(&m)),
-                stamp: super::cache::Stamp::of(&m),
+                special: (!m.is_file).then_some(m.type_name),
+                stamp: m.stamp,
             }),
-            Err(_) if e.is_symlink => out.push(FileEntry {
+            None if e.is_symlink => out.push(FileEntry {
                 kind: file_kind(&name),
                 path: e.rel,
                 size: 0,
@@ -73,7 +76,7 @@ pub(crate) fn scan_files(root: &Path) -> Vec<FileEntry> {
                 special: None,
                 stamp: Default::default(),
             }),
-            Err(_) => {}
+            None => {}
         }
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));

@@ -411,8 +411,11 @@ pub fn probe_with(t: &ProbeTarget, cache: Option<&cache::ProbeCache>) -> Probe {
     let Some((dir, dir_stamp)) = health::model_dir(t, &mut p, &mut f) else {
         return health::finish(p, f);
     };
+    if let Some(hit) = cache.and_then(|c| c.lookup_unlisted(t, &dir, dir_stamp)) {
+        return hit;
+    }
     let files = files::list(&dir, t.file.as_deref());
-    let key = cache.map(|c| c.key(t, dir_stamp, &files));
+    let key = cache.map(|c| c.key(t, &dir, dir_stamp, &files));
     if let (Some(c), Some(k)) = (cache, &key) {
         if let Some(hit) = c.lookup(k, &files) {
             return hit;

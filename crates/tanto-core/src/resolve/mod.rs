@@ -131,6 +131,45 @@ impl Stores {
 /// Every model in the stores, as `tanto list` and `GET /v1/models` see them:
 /// workspace-home folders (listed by folder name) first, then cache repos by id.
 pub fn all_models(stores: &Stores) -> Vec<Resolved> {
+    all_candidates(stores)
+        .into_iter()
+        .map(Candidate::resolve)
+        .collect()
+}
+
+/// One model [`all_models`] would list, before any of its files are read:
+/// the listed name is known from the folder name alone, so callers can
+/// filter first and resolve (read `refs/main`, stat the snapshot, check the
+/// sentinel) in parallel, with the probe.
+#[derive(Debug, Clone)]
+pub enum Candidate {
+    /// A model folder under the workspace home, listed as its folder name.
+    Folder(PathBuf, String),
+    /// A hub-cache repo, at its default snapshot.
+    Cache(CacheRepo),
+}
+
+impl Candidate {
+    /// The name it is listed as (no I/O).
+    pub fn display_name(&self) -> &str {
+        match self {
+            Candidate::Folder(_, display) => display,
+            Candidate::Cache(repo) => &repo.repo_id,
+        }
+    }
+
+    /// The model it stands for, as [`all_models`] returns it.
+    pub fn resolve(self) -> Resolved {
+        match self {
+            Candidate::Folder(dir, display) => Resolved::from_folder(dir, display),
+            Candidate::Cache(repo) => Resolved::from_cache_repo(repo),
+        }
+    }
+}
+
+/// Every model of [`all_models`], unresolved: workspaces first (by name),
+/// then cache repos (by repo id).
+pub fn all_candidates(stores: &Stores) -> Vec<Candidate> {
     let mut out = Vec::new();
     if let Some(home) = &stores.workspace_home {
         for dir in store::workspaces(home) {
@@ -138,13 +177,13 @@ pub fn all_models(stores: &Stores) -> Vec<Resolved> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| dir.display().to_string());
-            out.push(Resolved::from_folder(dir, display));
+            out.push(Candidate::Folder(dir, display));
         }
     }
     out.extend(
         store::cache_repos(&stores.cache)
             .into_iter()
-            .map(Resolved::from_cache_repo),
+            .map(Candidate::Cache),
     );
     out
 }
