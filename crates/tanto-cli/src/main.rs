@@ -9,6 +9,11 @@ mod output;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+/// mimalloc: `list` and the servers make many small allocations from several
+/// threads, where glibc's malloc spends a good share of the time.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Manage, inspect, run and serve local AI models.
 #[derive(Parser, Debug)]
 #[command(name = "tanto", disable_version_flag = true, max_term_width = 100)]
