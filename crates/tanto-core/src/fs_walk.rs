@@ -15,6 +15,7 @@
 use std::collections::HashSet;
 use std::fs::{self, Metadata};
 use std::path::{Path, PathBuf};
+#[cfg(not(unix))]
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Identity and times of one file or folder (what a change would alter).
@@ -63,12 +64,6 @@ impl Stamp {
     /// The later of mtime and ctime, in ns since the epoch.
     pub fn newest_ns(&self) -> i64 {
         self.mtime_ns.max(self.ctime_ns)
-    }
-
-    /// The modification time.
-    pub fn modified(&self) -> Option<SystemTime> {
-        let ns = u64::try_from(self.mtime_ns).ok()?;
-        UNIX_EPOCH.checked_add(std::time::Duration::from_nanos(ns))
     }
 }
 
@@ -311,8 +306,8 @@ impl FsWalk {
         self.stack.push((dir, rel));
     }
 
-    /// One entry of `dir` by name, of type `ft` (None: not known from the
-    /// listing), with the stat the walk's options ask for.
+    /// One entry of `dir` by name (a link or not, a plain folder or not, from
+    /// the listing), with the stat the walk's options ask for (`stat`).
     fn entry(
         &mut self,
         dir: &Path,

@@ -145,27 +145,13 @@ pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
     if m.len() > cap {
         return Err(ReadError::TooLarge { size: m.len(), cap });
     }
-    let mut buf = Vec::new();
-    if m.len() > 0 {
-        // The size is at most `cap`, so it may size the buffer; read that
-        // many bytes (what the file held when opened) and stop, without a
-        // read to confirm the end: one read for most files.
-        buf.resize(m.len() as usize, 0);
-        let mut got = 0;
-        let mut f = f;
-        while got < buf.len() {
-            match f.read(&mut buf[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        buf.truncate(got);
-        return Ok(buf);
-    }
-    // A size of 0 says nothing (procfs and friends): read to the end, capped.
-    f.take(cap + 1).read_to_end(&mut buf)?;
+    // The size is at most `cap`, so it may size the buffer. Read that many
+    // bytes (what the file held when opened): the limit ends the read without
+    // a further syscall. A size of 0 says nothing (procfs and friends): read
+    // to the end then, capped.
+    let limit = if m.len() > 0 { m.len() } else { cap + 1 };
+    let mut buf = Vec::with_capacity(m.len() as usize);
+    f.take(limit).read_to_end(&mut buf)?;
     if buf.len() as u64 > cap {
         return Err(ReadError::TooLarge {
             size: buf.len() as u64,

@@ -199,10 +199,7 @@ impl ProbeCache {
 
     /// The key of a probe of `t` whose folder `root` has `dir` and listing `files`.
     pub fn key(&self, t: &ProbeTarget, root: &Path, dir: Stamp, files: &[FileEntry]) -> Key {
-        let blobs = t
-            .repo
-            .as_ref()
-            .and_then(|r| Stamp::path(&r.dir.join("blobs")));
+        let blobs = blobs_stamp(t);
         let subdirs = subdirs(root, files);
         let newest_ns = files
             .iter()
@@ -258,10 +255,7 @@ impl ProbeCache {
         if e.dir != dir {
             return None;
         }
-        let blobs = t
-            .repo
-            .as_ref()
-            .and_then(|r| Stamp::path(&r.dir.join("blobs")));
+        let blobs = blobs_stamp(t);
         if e.blobs != blobs {
             return None;
         }
@@ -353,6 +347,13 @@ fn subdirs(root: &Path, files: &[FileEntry]) -> Vec<(String, Stamp)> {
             )
         })
         .collect()
+}
+
+/// The stamp of a cache repo's `blobs/` folder (None: not a repo, or none).
+fn blobs_stamp(t: &ProbeTarget) -> Option<Stamp> {
+    t.repo
+        .as_ref()
+        .and_then(|r| Stamp::path(&r.dir.join("blobs")))
 }
 
 fn target_key(t: &ProbeTarget) -> TargetKey {

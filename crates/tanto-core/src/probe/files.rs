@@ -50,9 +50,6 @@ pub(crate) fn scan_files(root: &Path) -> Vec<FileEntry> {
         .with_meta(true)
         .skip_dir(|name| name.starts_with('.') || name == "__pycache__");
     for e in walk {
-        if e.is_dir {
-            continue;
-        }
         let name = e.file_name();
         // The walk's one stat (links followed) gives the size; its entry says
         // whether the name itself is a link.
